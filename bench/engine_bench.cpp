@@ -1,0 +1,150 @@
+#include "bench/engine_bench.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/machine_limits.h"
+#include "core/format.h"
+#include "model/engine.h"
+#include "model/parameter_count.h"
+#include "model/sampler.h"
+
+namespace moeflow::bench {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+void print_header(const std::string& title, const Engine& engine) {
+  std::printf("## %s\n\n", title.c_str());
+  std::printf("machine: %s, %d threads; model: %s (%s), compute %s\n\n", cpu_model().c_str(),
+              omp_get_max_threads(), engine.checkpoint().dir().string().c_str(),
+              engine.config().architecture.c_str(),
+              compute_type_name(engine.compute_type()).c_str());
+  std::printf("| measurement | value | physical limit | achieved / limit |\n");
+  std::printf("|---|---|---|---|\n");
+}
+
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n, int64_t vocab) {
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+}  // namespace
+
+int run_decode_bench(const DecodeBenchOptions& opts) {
+  auto engine = Engine::load(opts.model, {opts.dtype, true});
+  const ModelConfig& c = engine->config();
+  std::mt19937_64 rng(opts.seed);
+  std::vector<SequenceTokens> step;
+  for (int64_t s = 0; s < opts.batch; ++s)
+    step.push_back({static_cast<uint64_t>(s), random_tokens(rng, opts.prompt, c.vocab_size)});
+  std::vector<float> logits = engine->forward(step);  // prefill
+  auto next_step = [&]() {
+    for (int64_t s = 0; s < opts.batch; ++s)
+      step[s].tokens = {argmax(logits.data() + s * c.vocab_size, c.vocab_size)};
+  };
+  for (int warm = 0; warm < 2; ++warm) {
+    next_step();
+    logits = engine->forward(step);
+  }
+  std::fprintf(stderr, "measuring read bandwidth...\n");
+  const double bandwidth = measure_read_bandwidth();
+  double weight_bytes = 0, kv_bytes = 0;
+  const double kv_row = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * sizeof(float);
+  const double t0 = now_seconds();
+  for (int64_t t = 0; t < opts.tokens; ++t) {
+    next_step();
+    StepStats stats;
+    for (int64_t s = 0; s < opts.batch; ++s) kv_bytes += kv_row * (engine->sequence_length(s) + 1);
+    logits = engine->forward(step, false, &stats);
+    weight_bytes += stats.weight_bytes;
+  }
+  const double secs = now_seconds() - t0;
+  const double bytes = weight_bytes + kv_bytes;
+  const double tokens_per_s = opts.batch * opts.tokens / secs;
+  const double bound_tokens_per_s = opts.batch * opts.tokens * bandwidth / bytes;
+
+  print_header("decode: batch " + std::to_string(opts.batch) + ", " +
+                   std::to_string(opts.tokens) + " steps",
+               *engine);
+  std::printf("| tokens/s (batch %lld) | %.1f | %.1f (bytes per step / bandwidth) | %.0f%% |\n",
+              static_cast<long long>(opts.batch), tokens_per_s, bound_tokens_per_s,
+              100.0 * tokens_per_s / bound_tokens_per_s);
+  std::printf("| step latency | %.2f ms | %.2f ms | |\n", 1e3 * secs / opts.tokens,
+              1e3 * secs / opts.tokens * tokens_per_s / bound_tokens_per_s);
+  std::printf("| bytes read per step | %s (weights %s, KV %s) | | |\n",
+              format_bytes(bytes / opts.tokens).c_str(),
+              format_bytes(weight_bytes / opts.tokens).c_str(),
+              format_bytes(kv_bytes / opts.tokens).c_str());
+  std::printf("| read bandwidth | %.2f GB/s | %.2f GB/s (measured DRAM read) | %.0f%% |\n",
+              bytes / secs / 1e9, bandwidth / 1e9, 100.0 * bytes / secs / bandwidth);
+  return 0;
+}
+
+int run_prefill_bench(const PrefillBenchOptions& opts) {
+  auto engine = Engine::load(opts.model, {opts.dtype, true});
+  const ModelConfig& c = engine->config();
+  std::mt19937_64 rng(1);
+  const auto prompt = random_tokens(rng, opts.tokens, c.vocab_size);
+  std::fprintf(stderr, "measuring fp32 FMA peak...\n");
+  const double peak = measure_fma_peak();
+  double best = 1e30;
+  StepStats stats;
+  for (int64_t r = 0; r < opts.repeats + 1; ++r) {
+    const uint64_t id = 1000 + r;
+    const double t0 = now_seconds();
+    engine->forward({{id, prompt}}, false, &stats);
+    const double secs = now_seconds() - t0;
+    engine->release(id);
+    if (r > 0) best = std::min(best, secs);  // the first run warms caches and pages
+  }
+  // Matmul FLOPs of the pass: every non-expert matrix over all rows, the experts over the rows
+  // routed to them, attention scores and values over the causal triangle, the LM head once.
+  const int64_t n = opts.tokens, d = c.hidden_size, q = c.num_heads * c.head_dim,
+                kv = c.num_kv_heads * c.head_dim;
+  double flops = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    flops += 2.0 * n * (d * q + 2 * d * kv + q * d);
+    flops += 2.0 * c.num_heads * c.head_dim * 2.0 * (n * (n + 1) / 2.0);
+    if (c.layer_is_moe[l]) {
+      flops += 2.0 * n * (c.num_experts * d + 3 * d * c.shared_intermediate);
+    } else {
+      flops += 2.0 * n * 3 * d * c.dense_intermediate;
+    }
+  }
+  flops += 2.0 * stats.expert_rows * 3 * d * c.expert_intermediate;
+  flops += 2.0 * d * c.vocab_size;
+  print_header("prefill: " + std::to_string(n) + "-token prompt", *engine);
+  std::printf("| prefill tokens/s | %.1f | %.1f (FLOPs / FMA peak) | %.0f%% |\n", n / best,
+              n * peak / flops, 100.0 * flops / best / peak);
+  std::printf("| prefill time | %.1f ms | %.1f ms | |\n", 1e3 * best, 1e3 * flops / peak);
+  std::printf("| compute | %.1f GFLOP/s | %.1f GFLOP/s (measured fp32 FMA peak) | %.0f%% |\n",
+              flops / best / 1e9, peak / 1e9, 100.0 * flops / best / peak);
+  return 0;
+}
+
+int run_machine_bench() {
+  std::printf("machine: %s, %d threads\n", cpu_model().c_str(), omp_get_max_threads());
+  std::printf("DRAM read bandwidth: %.2f GB/s\n", measure_read_bandwidth() / 1e9);
+  std::printf("fp32 FMA peak: %.1f GFLOP/s\n", measure_fma_peak() / 1e9);
+  return 0;
+}
+
+}  // namespace moeflow::bench

@@ -1,0 +1,81 @@
+// `moeflow bench decode|prefill|machine`: throughput against this machine's physical limits.
+#include <cstdio>
+
+#include "bench/engine_bench.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
+#include "core/error.h"
+
+namespace moeflow::cli {
+namespace {
+
+const std::vector<OptionSpec> kDecodeOptions = {
+    {"model", "DIR", "checkpoint folder (bench/make_bench_checkpoint.py makes a larger one)", ""},
+    {"batch", "B", "sequences decoded together", "1"},
+    {"tokens", "N", "decode steps measured", "32"},
+    {"prompt", "P", "prompt tokens per sequence before decoding", "16"},
+    {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
+};
+const std::vector<OptionSpec> kPrefillOptions = {
+    {"model", "DIR", "checkpoint folder", ""},
+    {"tokens", "N", "prompt length", "512"},
+    {"repeats", "R", "timed runs (best is reported)", "3"},
+    {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
+};
+
+constexpr const char* kUsage =
+    "Usage: moeflow bench <decode|prefill|machine> [options]\n\n"
+    "  decode   tokens/s of batched decoding vs the DRAM bandwidth limit\n"
+    "  prefill  prompt processing vs the fp32 FMA peak\n"
+    "  machine  this machine's measured read bandwidth and FMA peak\n";
+
+}  // namespace
+
+int run_bench(const std::vector<std::string>& argv) {
+  if (argv.empty() || argv[0] == "--help" || argv[0] == "-h") {
+    std::fputs(kUsage, stdout);
+    return argv.empty() ? 2 : 0;
+  }
+  const std::string what = argv[0];
+  const std::vector<std::string> rest(argv.begin() + 1, argv.end());
+  if (what == "decode") {
+    if (wants_help(rest)) {
+      std::fputs(format_help("moeflow bench decode --model DIR [options]",
+                             "Decode throughput vs the bandwidth limit.", kDecodeOptions)
+                     .c_str(),
+                 stdout);
+      return 0;
+    }
+    const Args args(rest, kDecodeOptions);
+    bench::DecodeBenchOptions o;
+    o.model = args.require("model");
+    o.batch = args.get_int("batch", 1);
+    o.tokens = args.get_int("tokens", 32);
+    o.prompt = args.get_int("prompt", 16);
+    o.dtype = args.get("dtype", "auto");
+    if (o.batch < 1 || o.tokens < 1 || o.prompt < 1) throw Error("batch, tokens and prompt must be >= 1");
+    return bench::run_decode_bench(o);
+  }
+  if (what == "prefill") {
+    if (wants_help(rest)) {
+      std::fputs(format_help("moeflow bench prefill --model DIR [options]",
+                             "Prefill throughput vs the FMA peak.", kPrefillOptions)
+                     .c_str(),
+                 stdout);
+      return 0;
+    }
+    const Args args(rest, kPrefillOptions);
+    bench::PrefillBenchOptions o;
+    o.model = args.require("model");
+    o.tokens = args.get_int("tokens", 512);
+    o.repeats = args.get_int("repeats", 3);
+    o.dtype = args.get("dtype", "auto");
+    if (o.tokens < 1 || o.repeats < 1) throw Error("tokens and repeats must be >= 1");
+    return bench::run_prefill_bench(o);
+  }
+  if (what == "machine") return bench::run_machine_bench();
+  throw Error("unknown bench \"" + what + "\" (decode, prefill or machine)");
+}
+
+}  // namespace moeflow::cli

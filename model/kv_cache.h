@@ -1,0 +1,42 @@
+#pragma once
+// Keys and values of every layer for each running sequence, contiguous per (sequence, layer):
+// [length, kv_heads * head_dim] fp32.
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+namespace moeflow {
+
+class KvCache {
+ public:
+  KvCache(int64_t num_layers, int64_t kv_dim) : num_layers_(num_layers), kv_dim_(kv_dim) {}
+
+  // Tokens already cached for the sequence (0 for an unknown one).
+  int64_t length(uint64_t seq_id) const;
+  // Appends n rows of keys and values for one layer; returns the layer's new row count.
+  int64_t append(uint64_t seq_id, int64_t layer, const float* k, const float* v, int64_t n);
+  const float* keys(uint64_t seq_id, int64_t layer) const;
+  const float* values(uint64_t seq_id, int64_t layer) const;
+  // Marks the rows appended to every layer in this step as part of the sequence.
+  void commit(uint64_t seq_id, int64_t n);
+  // Drops cached tokens past `length` (rolls back); keeps the sequence.
+  void truncate(uint64_t seq_id, int64_t length);
+  void release(uint64_t seq_id);
+  bool contains(uint64_t seq_id) const { return sequences_.count(seq_id) != 0; }
+  size_t sequence_count() const { return sequences_.size(); }
+  int64_t bytes() const;
+
+ private:
+  struct Sequence {
+    int64_t length = 0;
+    std::vector<std::vector<float>> k, v;  // per layer
+  };
+  Sequence& sequence(uint64_t seq_id);
+  const Sequence& existing(uint64_t seq_id) const;
+
+  int64_t num_layers_, kv_dim_;
+  std::unordered_map<uint64_t, Sequence> sequences_;
+};
+
+}  // namespace moeflow
