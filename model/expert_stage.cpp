@@ -2,37 +2,59 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "model/swiglu.h"
 
 namespace moeflow {
 
 ExpertStage::ExpertStage(const ModelConfig& cfg, const ExpertWeights& weights)
-    : cfg_(cfg), weights_(weights) {}
+    : cfg_(cfg), weights_(weights), groups_(cfg.num_experts) {}
+
+void ExpertStage::run_group(const TokenBatch& batch, Group& g) {
+  const int64_t d = batch.hidden_size, k = batch.top_k;
+  const int64_t m = static_cast<int64_t>(g.slots.size());
+  g.input.resize(m * d);
+  g.output.resize(m * d);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* src = batch.row(g.slots[i] / k);
+    std::copy(src, src + d, g.input.data() + i * d);
+  }
+  swiglu(*weights_.find(batch.layer, g.expert), g.input.data(), m, g.output.data(), g.scratch);
+}
 
 int64_t ExpertStage::run(const TokenBatch& batch, float* out) {
   const int64_t n = batch.size(), d = batch.hidden_size, k = batch.top_k;
-  std::fill(out, out + n * d, 0.0f);
-  slots_.assign(cfg_.num_experts, {});
+  for (auto& g : groups_) g.slots.clear();
   for (int64_t s = 0; s < n * k; ++s) {
     const int32_t e = batch.experts[s];
-    if (e >= 0 && e < cfg_.num_experts && holds(batch.layer, e)) slots_[e].push_back(s);
+    if (e >= 0 && e < cfg_.num_experts && holds(batch.layer, e)) groups_[e].slots.push_back(s);
   }
-  int64_t computed = 0;
+  std::vector<Group*> active;
+  int64_t largest = 0;
   for (int64_t e = 0; e < cfg_.num_experts; ++e) {
-    const auto& slots = slots_[e];
-    if (slots.empty()) continue;
-    const int64_t m = static_cast<int64_t>(slots.size());
-    gathered_.resize(m * d);
-    result_.resize(m * d);
-    for (int64_t i = 0; i < m; ++i) {
-      const float* src = batch.row(slots[i] / k);
-      std::copy(src, src + d, gathered_.data() + i * d);
-    }
-    swiglu(*weights_.find(batch.layer, e), gathered_.data(), m, result_.data(), scratch_);
-    for (int64_t i = 0; i < m; ++i)
-      kernels::axpy(batch.weights[slots[i]], result_.data() + i * d, out + (slots[i] / k) * d, d);
-    computed += m;
+    if (groups_[e].slots.empty()) continue;
+    groups_[e].expert = e;
+    active.push_back(&groups_[e]);
+    largest = std::max<int64_t>(largest, groups_[e].slots.size());
+  }
+  const int64_t count = static_cast<int64_t>(active.size());
+  // Few rows per expert (decode): each thread runs whole experts, so threads never wait on each
+  // other inside an expert and each expert's weights stream through one core. Many rows
+  // (prefill): experts run one after another, each spread over all threads by the GEMM.
+  if (largest < kernels::kGemmMinRows && count > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) run_group(batch, *active[i]);
+  } else {
+    for (Group* g : active) run_group(batch, *g);
+  }
+  std::fill(out, out + n * d, 0.0f);
+  int64_t computed = 0;
+  for (Group* g : active) {
+    for (size_t i = 0; i < g->slots.size(); ++i)
+      kernels::axpy(batch.weights[g->slots[i]], g->output.data() + i * d,
+                    out + (g->slots[i] / k) * d, d);
+    computed += static_cast<int64_t>(g->slots.size());
   }
   return computed;
 }

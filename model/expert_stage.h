@@ -25,10 +25,18 @@ class ExpertStage {
   int64_t bytes_touched(const TokenBatch& batch) const;
 
  private:
+  // One expert's share of a batch: the slots (row * top_k + choice) routed to it, its gathered
+  // input rows and its output rows.
+  struct Group {
+    int64_t expert = 0;
+    std::vector<int64_t> slots;
+    std::vector<float> input, output, scratch;
+  };
+  void run_group(const TokenBatch& batch, Group& group);
+
   const ModelConfig& cfg_;
   const ExpertWeights& weights_;
-  std::vector<float> gathered_, result_, scratch_;
-  std::vector<std::vector<int64_t>> slots_;  // per expert: indices into batch.experts
+  std::vector<Group> groups_;  // reused between calls
 };
 
 }  // namespace moeflow
