@@ -39,10 +39,12 @@ int64_t ExpertStage::run(const TokenBatch& batch, float* out) {
     largest = std::max<int64_t>(largest, groups_[e].slots.size());
   }
   const int64_t count = static_cast<int64_t>(active.size());
-  // Few rows per expert (decode): each thread runs whole experts, so threads never wait on each
-  // other inside an expert and each expert's weights stream through one core. Many rows
-  // (prefill): experts run one after another, each spread over all threads by the GEMM.
-  if (largest < kernels::kGemmMinRows && count > 1) {
+  // Each thread runs whole experts, so threads never wait on each other inside an expert and
+  // each expert's weights stream through one core. With one expert, or one expert far larger
+  // than the rest, experts run one after another, each spread over all threads.
+  int64_t total = 0;
+  for (Group* g : active) total += static_cast<int64_t>(g->slots.size());
+  if (count > 1 && (largest < kernels::kGemmMinRows || 2 * largest <= total)) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t i = 0; i < count; ++i) run_group(batch, *active[i]);
   } else {

@@ -116,25 +116,36 @@ void matmul_small(const float* x, int64_t ldx, int64_t n, const T* w, int64_t ro
   for (int64_t o = 4 * blocks; o < rows; ++o) dot_rows<T>(x, ldx, n, w + o * k, k, y + o, ldy);
 }
 
-// Many rows: sgemm; bf16 weights are widened to fp32 one panel at a time.
+// Many rows: sgemm over panels of W rows, the panels spread over the OpenMP threads and each
+// sgemm single-threaded, so OpenBLAS's own threads never compete with OpenMP's for the cores.
+// bf16 panels are widened to fp32 first; that costs O(rows * k), the sgemm O(n * rows * k).
 void matmul_gemm(const float* x, int64_t ldx, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   const int64_t k = w.cols;
-  if (w.type == WeightType::f32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w.rows, k, 1.0f, x, ldx,
-                static_cast<const float*>(w.data), k, 0.0f, y, ldy);
-    return;
-  }
-  const int64_t panel = std::max<int64_t>(16, std::min<int64_t>(w.rows, (1 << 20) / k));
-  thread_local std::vector<float> buffer;
-  buffer.resize(panel * k);
-  const auto* src = static_cast<const uint16_t*>(w.data);
-  for (int64_t o = 0; o < w.rows; o += panel) {
+  const int64_t panel = std::clamp<int64_t>((256 * 1024) / (k * 4), 16, 256);
+  const int64_t panels = (w.rows + panel - 1) / panel;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t o = p * panel;
     const int64_t m = std::min(panel, w.rows - o);
-    bf16_to_f32(src + o * k, buffer.data(), m * k);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x, ldx, buffer.data(), k,
-                0.0f, y + o, ldy);
+    const float* wp;
+    thread_local std::vector<float> buffer;
+    if (w.type == WeightType::f32) {
+      wp = static_cast<const float*>(w.data) + o * k;
+    } else {
+      buffer.resize(panel * k);
+      bf16_to_f32(static_cast<const uint16_t*>(w.data) + o * k, buffer.data(), m * k);
+      wp = buffer.data();
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x, ldx, wp, k, 0.0f,
+                y + o, ldy);
   }
 }
+
+// OpenBLAS runs single-threaded inside our OpenMP threads (see matmul_gemm).
+const bool kBlasSingleThreaded = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
 
 }  // namespace
 

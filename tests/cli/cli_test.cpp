@@ -1,0 +1,104 @@
+// The `moeflow` binary as a user runs it: help, generate, inspect, and clear errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include "tests/support/golden.h"
+
+namespace moeflow {
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  Result r;
+  const std::string cmd = std::string(MOEFLOW_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t got;
+  while ((got = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), got);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::string join(const std::vector<int32_t>& ids) {
+  std::ostringstream out;
+  for (size_t i = 0; i < ids.size(); ++i) out << (i ? "," : "") << ids[i];
+  return out.str();
+}
+
+TEST(Cli, HelpListsCommands) {
+  const Result r = run("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* c : {"generate", "inspect", "bench"}) EXPECT_TRUE(contains(r.output, c)) << c;
+  EXPECT_TRUE(contains(run("generate --help").output, "--prompt-ids"));
+}
+
+TEST(Cli, NoCommandAndUnknownCommandExitWithUsage) {
+  EXPECT_EQ(run("").exit_code, 2);
+  const Result r = run("serve-all");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "unknown command")) << r.output;
+}
+
+TEST(Cli, GenerateGreedyPrintsTheReferenceTokens) {
+  const auto g = testing::load_golden("olmoe");
+  const Result r = run("generate --quiet --model " + g.dir.string() + " --prompt-ids " +
+                       join(g.prompts[1]) + " --max-tokens " + std::to_string(g.greedy[1].size()));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, join(g.greedy[1]) + "\n");
+}
+
+TEST(Cli, SampledGenerationIsReproducibleWithASeed) {
+  const std::string args = "generate --quiet --model " + testing::golden_dir("mixtral").string() +
+                           " --prompt-ids 1,2,3 --max-tokens 12 --temperature 1.0 --top-p 0.9 ";
+  const Result a = run(args + "--seed 7"), b = run(args + "--seed 7"), c = run(args + "--seed 8");
+  EXPECT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);
+  EXPECT_NE(a.output, c.output);
+}
+
+TEST(Cli, InspectDescribesTheCheckpoint) {
+  const Result r = run("inspect --model " + testing::golden_dir("deepseek").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "DeepseekForCausalLM")) << r.output;
+  EXPECT_TRUE(contains(r.output, "3 (2 MoE, 1 dense)")) << r.output;
+  EXPECT_TRUE(contains(r.output, "top-2")) << r.output;
+  EXPECT_TRUE(contains(r.output, "F16")) << r.output;
+  EXPECT_TRUE(contains(r.output, "active per token")) << r.output;
+}
+
+TEST(Cli, MisspeltOptionGetsASuggestion) {
+  const Result r = run("generate --modle x --prompt-ids 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "did you mean --model?")) << r.output;
+}
+
+TEST(Cli, BadValuesAreNamed) {
+  const std::string model = testing::golden_dir("mixtral").string();
+  Result r = run("generate --model " + model + " --prompt-ids 1,x,3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "\"x\" is not a token id")) << r.output;
+  r = run("generate --model " + model + " --prompt-ids 1 --temperature -1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "temperature")) << r.output;
+  r = run("generate --model /nonexistent/model --prompt-ids 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "/nonexistent/model")) << r.output;
+}
+
+}  // namespace
+}  // namespace moeflow
