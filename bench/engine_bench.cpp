@@ -81,9 +81,9 @@ int run_decode_bench(const DecodeBenchOptions& opts) {
   const double tokens_per_s = opts.batch * opts.tokens / secs;
   const double bound_tokens_per_s = opts.batch * opts.tokens * bandwidth / bytes;
 
-  print_header("decode: batch " + std::to_string(opts.batch) + ", " +
-                   std::to_string(opts.tokens) + " steps",
-               *engine);
+  print_header(
+      "decode: batch " + std::to_string(opts.batch) + ", " + std::to_string(opts.tokens) + " steps",
+      *engine);
   std::printf("| tokens/s (batch %lld) | %.1f | %.1f (bytes per step / bandwidth) | %.0f%% |\n",
               static_cast<long long>(opts.batch), tokens_per_s, bound_tokens_per_s,
               100.0 * tokens_per_s / bound_tokens_per_s);

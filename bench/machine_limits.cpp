@@ -71,7 +71,8 @@ double measure_fma_peak() {
     }
     volatile float sink = total;
     (void)sink;
-    const double flops = 2.0 * simd::kLanes * 12 * static_cast<double>(iterations / threads) * threads;
+    const double flops =
+        2.0 * simd::kLanes * 12 * static_cast<double>(iterations / threads) * threads;
     best = std::max(best, flops / seconds_since(t0));
   }
   return best;

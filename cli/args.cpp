@@ -46,8 +46,9 @@ Args::Args(const std::vector<std::string>& argv, const std::vector<OptionSpec>& 
       size_t best_d = 3;
       for (const auto& s : specs)
         if (size_t d = edit_distance(name, s.name); d < best_d) best_d = d, best = s.name;
-      throw Error("unknown option --" + name +
-                  (best.empty() ? std::string(" (see --help)") : " (did you mean --" + best + "?)"));
+      throw Error(
+          "unknown option --" + name +
+          (best.empty() ? std::string(" (see --help)") : " (did you mean --" + best + "?)"));
     }
     if (spec->value_name.empty()) {
       if (inline_value) throw Error("option --" + name + " takes no value");
@@ -55,7 +56,8 @@ Args::Args(const std::vector<std::string>& argv, const std::vector<OptionSpec>& 
       continue;
     }
     if (!inline_value) {
-      if (i + 1 >= argv.size()) throw Error("option --" + name + " needs a value (" + spec->value_name + ")");
+      if (i + 1 >= argv.size())
+        throw Error("option --" + name + " needs a value (" + spec->value_name + ")");
       value = argv[++i];
     }
     values_[name] = value;
@@ -94,7 +96,8 @@ double Args::get_double(const std::string& name, double fallback) const {
   if (!v) return fallback;
   char* end = nullptr;
   const double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end != '\0') throw Error("option --" + name + ": expected a number, got \"" + *v + "\"");
+  if (v->empty() || *end != '\0')
+    throw Error("option --" + name + ": expected a number, got \"" + *v + "\"");
   return x;
 }
 

@@ -10,7 +10,7 @@
 namespace moeflow::cli {
 
 struct OptionSpec {
-  std::string name;  // without the leading "--"
+  std::string name;        // without the leading "--"
   std::string value_name;  // empty for a switch
   std::string help;
   std::string default_value;  // shown in --help

@@ -40,13 +40,9 @@ int run_bench(const std::vector<std::string>& argv) {
   const std::string what = argv[0];
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
   if (what == "decode") {
-    if (wants_help(rest)) {
-      std::fputs(format_help("moeflow bench decode --model DIR [options]",
-                             "Decode throughput vs the bandwidth limit.", kDecodeOptions)
-                     .c_str(),
-                 stdout);
+    if (print_help_if_asked(rest, "moeflow bench decode --model DIR [options]",
+                            "Decode throughput vs the bandwidth limit.", kDecodeOptions))
       return 0;
-    }
     const Args args(rest, kDecodeOptions);
     bench::DecodeBenchOptions o;
     o.model = args.require("model");
@@ -54,17 +50,14 @@ int run_bench(const std::vector<std::string>& argv) {
     o.tokens = args.get_int("tokens", 32);
     o.prompt = args.get_int("prompt", 16);
     o.dtype = args.get("dtype", "auto");
-    if (o.batch < 1 || o.tokens < 1 || o.prompt < 1) throw Error("batch, tokens and prompt must be >= 1");
+    if (o.batch < 1 || o.tokens < 1 || o.prompt < 1)
+      throw Error("batch, tokens and prompt must be >= 1");
     return bench::run_decode_bench(o);
   }
   if (what == "prefill") {
-    if (wants_help(rest)) {
-      std::fputs(format_help("moeflow bench prefill --model DIR [options]",
-                             "Prefill throughput vs the FMA peak.", kPrefillOptions)
-                     .c_str(),
-                 stdout);
+    if (print_help_if_asked(rest, "moeflow bench prefill --model DIR [options]",
+                            "Prefill throughput vs the FMA peak.", kPrefillOptions))
       return 0;
-    }
     const Args args(rest, kPrefillOptions);
     bench::PrefillBenchOptions o;
     o.model = args.require("model");

@@ -27,14 +27,9 @@ const std::vector<OptionSpec> kOptions = {
 }  // namespace
 
 int run_generate(const std::vector<std::string>& argv) {
-  if (wants_help(argv)) {
-    std::fputs(format_help("moeflow generate --model DIR --prompt-ids 1,2,3 [options]",
-                           "Generates tokens on the CPU and prints their ids, one line.",
-                           kOptions)
-                   .c_str(),
-               stdout);
+  if (print_help_if_asked(argv, "moeflow generate --model DIR --prompt-ids 1,2,3 [options]",
+                          "Generates tokens on the CPU and prints their ids, one line.", kOptions))
     return 0;
-  }
   const Args args(argv, kOptions);
   GenerationRequest request;
   request.prompt = parse_id_list(args.require("prompt-ids"), "prompt-ids");
@@ -54,7 +49,8 @@ int run_generate(const std::vector<std::string>& argv) {
 
   const auto start = std::chrono::steady_clock::now();
   const auto results = generate(*engine, {request});
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& r = results.front();
   for (size_t i = 0; i < r.tokens.size(); ++i) std::printf(i ? ",%d" : "%d", r.tokens[i]);
   std::printf("\n");

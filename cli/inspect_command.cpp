@@ -17,19 +17,17 @@ const std::vector<OptionSpec> kOptions = {
     {"model", "DIR", "Hugging Face checkpoint folder", ""},
 };
 
-void row(const char* key, const std::string& value) { std::printf("%-22s %s\n", key, value.c_str()); }
+void row(const char* key, const std::string& value) {
+  std::printf("%-22s %s\n", key, value.c_str());
+}
 
 }  // namespace
 
 int run_inspect(const std::vector<std::string>& argv) {
-  if (wants_help(argv)) {
-    std::fputs(format_help("moeflow inspect --model DIR",
-                           "Describes a checkpoint: architecture, experts, parameters, memory.",
-                           kOptions)
-                   .c_str(),
-               stdout);
+  if (print_help_if_asked(argv, "moeflow inspect --model DIR",
+                          "Describes a checkpoint: architecture, experts, parameters, memory.",
+                          kOptions))
     return 0;
-  }
   const Args args(argv, kOptions);
   const std::filesystem::path dir = args.require("model");
   const ModelConfig c = load_model_config(dir);
@@ -51,10 +49,10 @@ int run_inspect(const std::vector<std::string>& argv) {
   row("attention", std::to_string(c.num_heads) + " heads, " + std::to_string(c.num_kv_heads) +
                        " KV heads, head_dim " + std::to_string(c.head_dim) +
                        (c.qk_norm ? ", q/k norm" : "") + (c.qkv_bias ? ", qkv bias" : ""));
-  row("routed experts", std::to_string(c.num_experts) + " per MoE layer, top-" +
-                            std::to_string(c.top_k) + ", intermediate " +
-                            std::to_string(c.expert_intermediate) +
-                            (c.norm_topk_prob ? ", top-k renormalised" : ", top-k not renormalised"));
+  row("routed experts",
+      std::to_string(c.num_experts) + " per MoE layer, top-" + std::to_string(c.top_k) +
+          ", intermediate " + std::to_string(c.expert_intermediate) +
+          (c.norm_topk_prob ? ", top-k renormalised" : ", top-k not renormalised"));
   row("shared experts", c.shared_intermediate > 0
                             ? "intermediate " + std::to_string(c.shared_intermediate) +
                                   (c.shared_expert_gated ? ", sigmoid-gated" : "")
@@ -63,7 +61,8 @@ int run_inspect(const std::vector<std::string>& argv) {
                         (c.tie_word_embeddings ? " (tied LM head)" : " (separate LM head)"));
   row("rope theta", std::to_string(c.rope_theta));
   row("parameters", format_count(p.total) + " total, " + format_count(p.active) +
-                        " active per token (" + format_count(p.routed_experts) + " in routed experts)");
+                        " active per token (" + format_count(p.routed_experts) +
+                        " in routed experts)");
   row("weights", dtypes + " in " + std::to_string(ckpt.files().size()) + " file(s)");
   row("memory (as stored)", format_bytes(ckpt.total_tensor_bytes()));
   row("memory (f32 compute)", format_bytes(4.0 * p.total));

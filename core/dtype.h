@@ -9,13 +9,18 @@ namespace moeflow {
 
 enum class DType : uint8_t { f32, bf16, f16 };
 
-inline size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
+inline size_t dtype_size(DType t) {
+  return t == DType::f32 ? 4 : 2;
+}
 
 inline std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::bf16: return "BF16";
-    case DType::f16: return "F16";
+    case DType::f32:
+      return "F32";
+    case DType::bf16:
+      return "BF16";
+    case DType::f16:
+      return "F16";
   }
   return "?";
 }

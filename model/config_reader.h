@@ -20,7 +20,7 @@ class ConfigReader {
   std::string string(const std::string& key) const;
   std::string string(const std::string& key, const std::string& fallback) const;
   std::vector<int64_t> integer_list(const std::string& key) const;  // empty when absent
-  const nlohmann::json& raw(const std::string& key) const;           // null when absent
+  const nlohmann::json& raw(const std::string& key) const;          // null when absent
 
   // Throws "<source>: field <key>: <what>".
   [[noreturn]] void fail(const std::string& key, const std::string& what) const;

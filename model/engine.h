@@ -31,8 +31,8 @@ struct SequenceTokens {
 // Counters of one forward pass, for benchmarks and metrics.
 struct StepStats {
   int64_t rows = 0;
-  int64_t expert_rows = 0;     // (row, expert) pairs computed
-  int64_t weight_bytes = 0;    // weights read: router stage + experts touched
+  int64_t expert_rows = 0;   // (row, expert) pairs computed
+  int64_t weight_bytes = 0;  // weights read: router stage + experts touched
 };
 
 class Engine {

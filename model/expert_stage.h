@@ -15,7 +15,9 @@ class ExpertStage {
  public:
   ExpertStage(const ModelConfig& cfg, const ExpertWeights& weights);
 
-  bool holds(int64_t layer, int64_t expert) const { return weights_.find(layer, expert) != nullptr; }
+  bool holds(int64_t layer, int64_t expert) const {
+    return weights_.find(layer, expert) != nullptr;
+  }
 
   // out: [batch.size(), hidden] overwritten with sum over chosen experts held here of
   // weight * expert(row). Returns how many (row, expert) pairs it computed.

@@ -22,6 +22,7 @@ struct GenerationResult {
   std::string finish_reason;  // "stop" (EOS) or "length"
 };
 
-std::vector<GenerationResult> generate(Engine& engine, const std::vector<GenerationRequest>& requests);
+std::vector<GenerationResult> generate(Engine& engine,
+                                       const std::vector<GenerationRequest>& requests);
 
 }  // namespace moeflow

@@ -40,7 +40,9 @@ const float* KvCache::values(uint64_t seq_id, int64_t layer) const {
   return existing(seq_id).v[layer].data();
 }
 
-void KvCache::commit(uint64_t seq_id, int64_t n) { sequence(seq_id).length += n; }
+void KvCache::commit(uint64_t seq_id, int64_t n) {
+  sequence(seq_id).length += n;
+}
 
 void KvCache::truncate(uint64_t seq_id, int64_t length) {
   Sequence& s = sequence(seq_id);
@@ -50,7 +52,9 @@ void KvCache::truncate(uint64_t seq_id, int64_t length) {
   for (auto& v : s.v) v.resize(std::min<size_t>(v.size(), length * kv_dim_));
 }
 
-void KvCache::release(uint64_t seq_id) { sequences_.erase(seq_id); }
+void KvCache::release(uint64_t seq_id) {
+  sequences_.erase(seq_id);
+}
 
 int64_t KvCache::bytes() const {
   int64_t total = 0;

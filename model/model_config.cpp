@@ -24,8 +24,10 @@ void read_rope(const ConfigReader& r, ModelConfig& cfg) {
     if (v.is_null()) continue;
     if (!v.is_object()) r.fail(key, "expected an object, got " + v.dump());
     std::string type = "default";
-    if (v.contains("rope_type") && v["rope_type"].is_string()) type = v["rope_type"];
-    else if (v.contains("type") && v["type"].is_string()) type = v["type"];
+    if (v.contains("rope_type") && v["rope_type"].is_string())
+      type = v["rope_type"];
+    else if (v.contains("type") && v["type"].is_string())
+      type = v["type"];
     if (type != "default")
       r.fail(key, "rope type \"" + type + "\" is not supported (only unscaled rotary embeddings)");
     if (v.contains("rope_theta")) {
@@ -61,8 +63,8 @@ void validate(const ConfigReader& r, const ModelConfig& cfg) {
   require_positive(r, "expert intermediate size", cfg.expert_intermediate);
   for (int64_t l = 0; l < cfg.num_layers; ++l)
     if (!cfg.layer_is_moe[l] && cfg.dense_intermediate <= 0)
-      r.fail("intermediate_size", "layer " + std::to_string(l) +
-                                      " is dense but no dense intermediate size is set");
+      r.fail("intermediate_size",
+             "layer " + std::to_string(l) + " is dense but no dense intermediate size is set");
 }
 
 }  // namespace
@@ -75,10 +77,14 @@ int64_t ModelConfig::moe_layer_count() const {
 
 std::string family_name(Family family) {
   switch (family) {
-    case Family::mixtral: return "mixtral";
-    case Family::qwen2_moe: return "qwen2_moe";
-    case Family::olmoe: return "olmoe";
-    case Family::deepseek: return "deepseek";
+    case Family::mixtral:
+      return "mixtral";
+    case Family::qwen2_moe:
+      return "qwen2_moe";
+    case Family::olmoe:
+      return "olmoe";
+    case Family::deepseek:
+      return "deepseek";
   }
   return "?";
 }

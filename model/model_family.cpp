@@ -4,13 +4,17 @@
 
 namespace moeflow {
 
-std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
+std::string layer_prefix(int64_t layer) {
+  return "model.layers." + std::to_string(layer) + ".";
+}
 
 MlpNames proj_names(const std::string& prefix) {
   return {prefix + "gate_proj.weight", prefix + "up_proj.weight", prefix + "down_proj.weight"};
 }
 
-MlpNames dense_mlp_names(int64_t layer) { return proj_names(layer_prefix(layer) + "mlp."); }
+MlpNames dense_mlp_names(int64_t layer) {
+  return proj_names(layer_prefix(layer) + "mlp.");
+}
 
 namespace {
 const ModelFamily* const kFamilies[] = {&mixtral_family(), &qwen2_moe_family(), &olmoe_family(),

@@ -4,7 +4,8 @@
 
 namespace moeflow {
 
-void swiglu(const MlpWeights& w, const float* x, int64_t n, float* out, std::vector<float>& scratch) {
+void swiglu(const MlpWeights& w, const float* x, int64_t n, float* out,
+            std::vector<float>& scratch) {
   const int64_t inter = w.gate.rows;
   scratch.resize(2 * n * inter);
   float* gate = scratch.data();

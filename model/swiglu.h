@@ -9,6 +9,7 @@
 namespace moeflow {
 
 // x: [n, hidden]; out: [n, hidden] (overwritten). `scratch` is reused between calls.
-void swiglu(const MlpWeights& w, const float* x, int64_t n, float* out, std::vector<float>& scratch);
+void swiglu(const MlpWeights& w, const float* x, int64_t n, float* out,
+            std::vector<float>& scratch);
 
 }  // namespace moeflow

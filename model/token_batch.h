@@ -12,11 +12,11 @@ struct TokenBatch {
   int64_t layer = 0;
   int64_t hidden_size = 0;
   int64_t top_k = 0;
-  std::vector<float> rows;        // [size(), hidden_size]: input of the experts
-  std::vector<uint64_t> seq_ids;  // per row: the sequence it belongs to
-  std::vector<int32_t> positions; // per row: its position in that sequence
-  std::vector<int32_t> experts;   // [size(), top_k]: chosen expert ids, best first
-  std::vector<float> weights;     // [size(), top_k]: their combine weights
+  std::vector<float> rows;         // [size(), hidden_size]: input of the experts
+  std::vector<uint64_t> seq_ids;   // per row: the sequence it belongs to
+  std::vector<int32_t> positions;  // per row: its position in that sequence
+  std::vector<int32_t> experts;    // [size(), top_k]: chosen expert ids, best first
+  std::vector<float> weights;      // [size(), top_k]: their combine weights
 
   int64_t size() const { return static_cast<int64_t>(seq_ids.size()); }
   const float* row(int64_t r) const { return rows.data() + r * hidden_size; }

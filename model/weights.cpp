@@ -8,7 +8,9 @@
 
 namespace moeflow {
 
-std::string compute_type_name(ComputeType t) { return t == ComputeType::f32 ? "f32" : "bf16"; }
+std::string compute_type_name(ComputeType t) {
+  return t == ComputeType::f32 ? "f32" : "bf16";
+}
 
 ComputeType parse_compute_type(const std::string& name, const Checkpoint& checkpoint,
                                const ModelConfig&) {
@@ -27,9 +29,15 @@ namespace {
 void to_f32(const TensorInfo& t, float* dst) {
   const int64_t n = t.numel();
   switch (t.dtype) {
-    case DType::f32: std::memcpy(dst, t.data, n * sizeof(float)); break;
-    case DType::bf16: kernels::bf16_to_f32(reinterpret_cast<const uint16_t*>(t.data), dst, n); break;
-    case DType::f16: kernels::f16_to_f32(reinterpret_cast<const uint16_t*>(t.data), dst, n); break;
+    case DType::f32:
+      std::memcpy(dst, t.data, n * sizeof(float));
+      break;
+    case DType::bf16:
+      kernels::bf16_to_f32(reinterpret_cast<const uint16_t*>(t.data), dst, n);
+      break;
+    case DType::f16:
+      kernels::f16_to_f32(reinterpret_cast<const uint16_t*>(t.data), dst, n);
+      break;
   }
 }
 
@@ -70,7 +78,8 @@ std::vector<float> WeightStore::vector_f32(const TensorInfo& t) {
 const MlpWeights* ExpertWeights::find(int64_t layer, int64_t expert) const {
   if (layer < 0 || layer >= static_cast<int64_t>(experts.size())) return nullptr;
   const auto& row = experts[layer];
-  if (expert < 0 || expert >= static_cast<int64_t>(row.size()) || row[expert].empty()) return nullptr;
+  if (expert < 0 || expert >= static_cast<int64_t>(row.size()) || row[expert].empty())
+    return nullptr;
   return &row[expert];
 }
 
@@ -125,12 +134,14 @@ RouterWeights load_router_weights(const Checkpoint& ckpt, const ModelConfig& cfg
     const std::string p = layer_prefix(l);
     LayerWeights layer;
     layer.input_norm = store.vector_f32(ckpt.get(p + "input_layernorm.weight", {d}));
-    layer.post_attention_norm = store.vector_f32(ckpt.get(p + "post_attention_layernorm.weight", {d}));
+    layer.post_attention_norm =
+        store.vector_f32(ckpt.get(p + "post_attention_layernorm.weight", {d}));
     layer.attention = load_attention(ckpt, cfg, l, type, store);
     if (cfg.layer_is_moe[l]) {
       layer.router_gate = store.vector_f32(ckpt.get(family.router_gate(l), {cfg.num_experts, d}));
       if (cfg.shared_intermediate > 0)
-        layer.shared_expert = load_mlp(ckpt, family.shared_expert(l), d, cfg.shared_intermediate, type, store);
+        layer.shared_expert =
+            load_mlp(ckpt, family.shared_expert(l), d, cfg.shared_intermediate, type, store);
       if (cfg.shared_expert_gated)
         layer.shared_expert_gate = store.vector_f32(ckpt.get(family.shared_expert_gate(l), {1, d}));
     } else {

@@ -52,10 +52,10 @@ struct AttentionWeights {
 struct LayerWeights {
   std::vector<float> input_norm, post_attention_norm;
   AttentionWeights attention;
-  std::vector<float> router_gate;        // [num_experts, hidden], MoE layers only
-  MlpWeights shared_expert;              // MoE layers with shared experts
-  std::vector<float> shared_expert_gate; // [hidden], Qwen2-MoE
-  MlpWeights dense_mlp;                  // dense layers
+  std::vector<float> router_gate;         // [num_experts, hidden], MoE layers only
+  MlpWeights shared_expert;               // MoE layers with shared experts
+  std::vector<float> shared_expert_gate;  // [hidden], Qwen2-MoE
+  MlpWeights dense_mlp;                   // dense layers
 };
 
 struct RouterWeights {

@@ -39,7 +39,8 @@ void attention(const float* q, int64_t n, int64_t first_position, const float* k
       const int64_t kvh = h / group;
       const int64_t pos = first_position + i;
       const int64_t end = std::min(pos + 1, kv_len);
-      const int64_t begin = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+      const int64_t begin =
+          shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
       const float* qi = q + i * q_ld + h * hd;
       float m = -INFINITY;
       for (int64_t j = begin; j < end; ++j) {

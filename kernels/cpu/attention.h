@@ -5,10 +5,11 @@
 namespace moeflow::kernels {
 
 struct AttentionShape {
-  int64_t heads = 0;         // query heads
-  int64_t kv_heads = 0;      // key/value heads; heads % kv_heads == 0
+  int64_t heads = 0;     // query heads
+  int64_t kv_heads = 0;  // key/value heads; heads % kv_heads == 0
   int64_t head_dim = 0;
-  int64_t sliding_window = 0;  // 0: unlimited; else key j is visible from query at p iff p - j < window
+  int64_t sliding_window =
+      0;  // 0: unlimited; else key j is visible from query at p iff p - j < window
 };
 
 // q: [n, heads * head_dim] (rotated), the queries of the sequence's positions

@@ -4,7 +4,9 @@
 
 namespace moeflow::kernels {
 
-float f16_to_f32(uint16_t v) { return _cvtsh_ss(v); }
+float f16_to_f32(uint16_t v) {
+  return _cvtsh_ss(v);
+}
 
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;

@@ -51,14 +51,29 @@ void dot_rows(const float* x, int64_t ldx, int64_t n, const T* w, int64_t k, flo
   int64_t r = 0;
   for (; r + 8 <= n; r += 8) dot_tile<T, 8>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
   switch (n - r) {
-    case 7: dot_tile<T, 7>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 6: dot_tile<T, 6>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 5: dot_tile<T, 5>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 4: dot_tile<T, 4>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 3: dot_tile<T, 3>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 2: dot_tile<T, 2>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 1: dot_tile<T, 1>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    default: break;
+    case 7:
+      dot_tile<T, 7>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 6:
+      dot_tile<T, 6>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 5:
+      dot_tile<T, 5>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 4:
+      dot_tile<T, 4>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 3:
+      dot_tile<T, 3>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 2:
+      dot_tile<T, 2>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 1:
+      dot_tile<T, 1>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -94,10 +109,17 @@ void rows_4w(const float* x, int64_t ldx, int64_t n, const T* w, int64_t k, floa
   int64_t r = 0;
   for (; r + 4 <= n; r += 4) tile_4w<T, 4>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
   switch (n - r) {
-    case 3: tile_4w<T, 3>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 2: tile_4w<T, 2>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    case 1: tile_4w<T, 1>(x + r * ldx, ldx, w, k, y + r * ldy, ldy); break;
-    default: break;
+    case 3:
+      tile_4w<T, 3>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 2:
+      tile_4w<T, 2>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    case 1:
+      tile_4w<T, 1>(x + r * ldx, ldx, w, k, y + r * ldy, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -136,8 +158,8 @@ void matmul_gemm(const float* x, int64_t ldx, int64_t n, const Matrix& w, float*
       bf16_to_f32(static_cast<const uint16_t*>(w.data) + o * k, buffer.data(), m * k);
       wp = buffer.data();
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x, ldx, wp, k, 0.0f,
-                y + o, ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x, ldx, wp, k, 0.0f, y + o,
+                ldy);
   }
 }
 

@@ -20,7 +20,8 @@ class Deepseek final : public ModelFamily {
     cfg.norm_topk_prob = r.boolean("norm_topk_prob", false);
     cfg.dense_intermediate = r.integer("intermediate_size");
     if (r.string("scoring_func", "softmax") != "softmax")
-      r.fail("scoring_func", "only \"softmax\" is supported, got \"" + r.string("scoring_func") + "\"");
+      r.fail("scoring_func",
+             "only \"softmax\" is supported, got \"" + r.string("scoring_func") + "\"");
     const int64_t first_dense = r.integer("first_k_dense_replace", 0);
     const int64_t freq = r.integer("moe_layer_freq", 1);
     if (freq < 1) r.fail("moe_layer_freq", "must be at least 1");

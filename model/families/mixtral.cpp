@@ -24,7 +24,8 @@ class Mixtral final : public ModelFamily {
   }
 
   MlpNames expert(int64_t layer, int64_t e) const override {
-    const std::string p = layer_prefix(layer) + "block_sparse_moe.experts." + std::to_string(e) + ".";
+    const std::string p =
+        layer_prefix(layer) + "block_sparse_moe.experts." + std::to_string(e) + ".";
     return {p + "w1.weight", p + "w3.weight", p + "w2.weight"};
   }
 };

@@ -55,7 +55,7 @@ TEST(Cli, NoCommandAndUnknownCommandExitWithUsage) {
 }
 
 TEST(Cli, GenerateGreedyPrintsTheReferenceTokens) {
-  const auto g = testing::load_golden("olmoe");
+  const auto g = test_support::load_golden("olmoe");
   const Result r = run("generate --quiet --model " + g.dir.string() + " --prompt-ids " +
                        join(g.prompts[1]) + " --max-tokens " + std::to_string(g.greedy[1].size()));
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -63,7 +63,7 @@ TEST(Cli, GenerateGreedyPrintsTheReferenceTokens) {
 }
 
 TEST(Cli, SampledGenerationIsReproducibleWithASeed) {
-  const std::string args = "generate --quiet --model " + testing::golden_dir("mixtral").string() +
+  const std::string args = "generate --quiet --model " + test_support::golden_dir("mixtral").string() +
                            " --prompt-ids 1,2,3 --max-tokens 12 --temperature 1.0 --top-p 0.9 ";
   const Result a = run(args + "--seed 7"), b = run(args + "--seed 7"), c = run(args + "--seed 8");
   EXPECT_EQ(a.exit_code, 0) << a.output;
@@ -72,7 +72,7 @@ TEST(Cli, SampledGenerationIsReproducibleWithASeed) {
 }
 
 TEST(Cli, InspectDescribesTheCheckpoint) {
-  const Result r = run("inspect --model " + testing::golden_dir("deepseek").string());
+  const Result r = run("inspect --model " + test_support::golden_dir("deepseek").string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "DeepseekForCausalLM")) << r.output;
   EXPECT_TRUE(contains(r.output, "3 (2 MoE, 1 dense)")) << r.output;
@@ -88,7 +88,7 @@ TEST(Cli, MisspeltOptionGetsASuggestion) {
 }
 
 TEST(Cli, BadValuesAreNamed) {
-  const std::string model = testing::golden_dir("mixtral").string();
+  const std::string model = test_support::golden_dir("mixtral").string();
   Result r = run("generate --model " + model + " --prompt-ids 1,x,3");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.output, "\"x\" is not a token id")) << r.output;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace moeflow {
 namespace {
@@ -28,18 +29,6 @@ struct TestTensor {
 
 class CheckpointTest : public testing::Test {
  protected:
-  CheckpointTest() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("moeflow_" + std::string(info->test_suite_name()) + "_" +
-                                        info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~CheckpointTest() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   static void write_text(const fs::path& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
@@ -99,7 +88,8 @@ class CheckpointTest : public testing::Test {
     return v;
   }
 
-  fs::path dir_;
+  test_support::TempDir temp_;
+  const fs::path dir_ = temp_.path();
 };
 
 void expect_contains(const std::string& message, std::initializer_list<std::string> parts) {

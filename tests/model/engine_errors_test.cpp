@@ -13,10 +13,10 @@ namespace moeflow {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::copy_folder;
-using testing::edit_config;
-using testing::golden_dir;
-using testing::TempDir;
+using test_support::copy_folder;
+using test_support::edit_config;
+using test_support::golden_dir;
+using test_support::TempDir;
 
 // The message of the moeflow::Error that loading `dir` throws ("" when it loads).
 std::string load_error(const fs::path& dir) {
@@ -40,7 +40,9 @@ class BrokenShardedCheckpoint : public BrokenCheckpoint {
   std::string fixture() const override { return "qwen2_moe"; }
 };
 
-TEST_F(BrokenCheckpoint, IntactCopyLoads) { EXPECT_EQ(load_error(dir()), ""); }
+TEST_F(BrokenCheckpoint, IntactCopyLoads) {
+  EXPECT_EQ(load_error(dir()), "");
+}
 
 TEST_F(BrokenCheckpoint, ConfigThatContradictsTheWeightsNamesTensorAndShapes) {
   edit_config(dir(), "hidden_size", "128");
@@ -53,8 +55,9 @@ TEST_F(BrokenCheckpoint, ConfigThatContradictsTheWeightsNamesTensorAndShapes) {
 TEST_F(BrokenCheckpoint, MoreExpertsThanTheWeightsHoldNamesTheGateShape) {
   edit_config(dir(), "num_local_experts", "9");
   const std::string err = load_error(dir());
-  EXPECT_NE(err.find("model.layers.0.block_sparse_moe.gate.weight has shape [8, 64], expected [9, 64]"),
-            std::string::npos)
+  EXPECT_NE(
+      err.find("model.layers.0.block_sparse_moe.gate.weight has shape [8, 64], expected [9, 64]"),
+      std::string::npos)
       << err;
 }
 
@@ -102,7 +105,9 @@ TEST_F(BrokenShardedCheckpoint, DenseLayerDeclaredMoeNamesTheMissingTensor) {
   EXPECT_NE(err.find("tensor model.layers.1.mlp.gate.weight is missing"), std::string::npos) << err;
 }
 
-TEST_F(BrokenShardedCheckpoint, IntactShardedCopyLoads) { EXPECT_EQ(load_error(dir()), ""); }
+TEST_F(BrokenShardedCheckpoint, IntactShardedCopyLoads) {
+  EXPECT_EQ(load_error(dir()), "");
+}
 
 TEST(EngineRequests, TokenOutsideTheVocabularyIsRefusedAndTheEngineKeepsWorking) {
   auto engine = Engine::load(golden_dir("mixtral"), {"auto", false});
@@ -114,10 +119,10 @@ TEST(EngineRequests, TokenOutsideTheVocabularyIsRefusedAndTheEngineKeepsWorking)
               std::string::npos)
         << e.what();
   }
-  const auto g = testing::load_golden("mixtral");
+  const auto g = test_support::load_golden("mixtral");
   const auto logits = engine->forward({{8, g.prompts[0]}});
   const int64_t last = static_cast<int64_t>(g.prompts[0].size()) - 1;
-  EXPECT_LE(testing::max_abs_diff(logits.data(), g.prefill[0].data() + last * g.vocab, g.vocab),
+  EXPECT_LE(test_support::max_abs_diff(logits.data(), g.prefill[0].data() + last * g.vocab, g.vocab),
             1e-4 * g.logits_scale);
 }
 

@@ -11,9 +11,9 @@
 namespace moeflow {
 namespace {
 
-using testing::GoldenFixture;
-using testing::load_golden;
-using testing::max_abs_diff;
+using test_support::GoldenFixture;
+using test_support::load_golden;
+using test_support::max_abs_diff;
 
 class EngineGolden : public ::testing::TestWithParam<std::string> {
  protected:
@@ -26,7 +26,8 @@ class EngineGolden : public ::testing::TestWithParam<std::string> {
   // Expects `got` ([rows, vocab]) to match the reference rows within the tolerance.
   void expect_logits(const float* got, const float* want, int64_t rows, const std::string& what) {
     for (int64_t r = 0; r < rows; ++r) {
-      const double err = max_abs_diff(got + r * golden_.vocab, want + r * golden_.vocab, golden_.vocab);
+      const double err =
+          max_abs_diff(got + r * golden_.vocab, want + r * golden_.vocab, golden_.vocab);
       EXPECT_LE(err, tolerance_) << what << " row " << r;
     }
   }

@@ -8,7 +8,7 @@
 
 #include "model/safetensors.h"
 
-namespace moeflow::testing {
+namespace moeflow::test_support {
 
 std::filesystem::path golden_dir(const std::string& name) {
   return std::filesystem::path(MOEFLOW_SOURCE_DIR) / "tests" / "golden" / name;
@@ -58,4 +58,4 @@ double max_abs_diff(const float* a, const float* b, int64_t n) {
   return m;
 }
 
-}  // namespace moeflow::testing
+}  // namespace moeflow::test_support

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace moeflow::testing {
+namespace moeflow::test_support {
 
 struct GoldenFixture {
   std::filesystem::path dir;
@@ -26,4 +26,4 @@ GoldenFixture load_golden(const std::string& name);  // throws std::runtime_erro
 // Largest |a - b| over n elements.
 double max_abs_diff(const float* a, const float* b, int64_t n);
 
-}  // namespace moeflow::testing
+}  // namespace moeflow::test_support

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-namespace moeflow::testing {
+namespace moeflow::test_support {
 
 namespace fs = std::filesystem;
 
@@ -36,4 +36,4 @@ void edit_config(const fs::path& dir, const std::string& key, const std::string&
   std::ofstream(dir / "config.json") << cfg.dump(2);
 }
 
-}  // namespace moeflow::testing
+}  // namespace moeflow::test_support

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <string>
 
-namespace moeflow::testing {
+namespace moeflow::test_support {
 
 class TempDir {
  public:
@@ -24,4 +24,4 @@ void copy_folder(const std::filesystem::path& from, const std::filesystem::path&
 void edit_config(const std::filesystem::path& dir, const std::string& key,
                  const std::string& json_value);
 
-}  // namespace moeflow::testing
+}  // namespace moeflow::test_support
