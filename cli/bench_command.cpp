@@ -1,7 +1,9 @@
-// `moeflow bench decode|prefill|machine`: throughput against this machine's physical limits.
+// `moeflow bench decode|prefill|machine|transport`: throughput against this machine's physical
+// limits.
 #include <cstdio>
 
 #include "bench/engine_bench.h"
+#include "bench/transport_bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"
@@ -23,12 +25,23 @@ const std::vector<OptionSpec> kPrefillOptions = {
     {"repeats", "R", "timed runs (best is reported)", "3"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
 };
+const std::vector<OptionSpec> kTransportOptions = {
+    {"hidden", "D", "f32 values per row", "1024"},
+    {"top-k", "K", "experts per row in each request", "8"},
+    {"rows", "LIST", "batch sizes, comma-separated", "1,16,64,256,1024"},
+    {"seconds", "S", "duration of each measurement", "1"},
+    {"repeats", "R", "measurements per cell (best is reported)", "3"},
+    {"encode", "MODE", "zero-copy (frames point into the batch) or copy", "zero-copy"},
+    {"retain-memory", "", "keep freed buffers in the process (transport::retain_freed_buffers)",
+     ""},
+};
 
 constexpr const char* kUsage =
-    "Usage: moeflow bench <decode|prefill|machine> [options]\n\n"
-    "  decode   tokens/s of batched decoding vs the DRAM bandwidth limit\n"
-    "  prefill  prompt processing vs the fp32 FMA peak\n"
-    "  machine  this machine's measured read bandwidth and FMA peak\n";
+    "Usage: moeflow bench <decode|prefill|machine|transport> [options]\n\n"
+    "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
+    "  prefill    prompt processing vs the fp32 FMA peak\n"
+    "  machine    this machine's measured read bandwidth and FMA peak\n"
+    "  transport  TokenBatch round trips between two processes vs raw TCP\n";
 
 }  // namespace
 
@@ -68,7 +81,26 @@ int run_bench(const std::vector<std::string>& argv) {
     return bench::run_prefill_bench(o);
   }
   if (what == "machine") return bench::run_machine_bench();
-  throw Error("unknown bench \"" + what + "\" (decode, prefill or machine)");
+  if (what == "transport") {
+    if (print_help_if_asked(rest, "moeflow bench transport [options]",
+                            "TokenBatch transport over TCP loopback vs raw TCP.",
+                            kTransportOptions))
+      return 0;
+    const Args args(rest, kTransportOptions);
+    bench::TransportBenchOptions o;
+    o.hidden = args.get_int("hidden", 1024);
+    o.top_k = args.get_int("top-k", 8);
+    if (args.has("rows")) o.rows = bench::parse_rows_list(*args.get("rows"));
+    o.seconds = args.get_double("seconds", 1.0);
+    o.repeats = args.get_int("repeats", 3);
+    const std::string encode = args.get("encode", "zero-copy");
+    if (encode != "zero-copy" && encode != "copy")
+      throw Error("--encode \"" + encode + "\": zero-copy or copy");
+    o.zero_copy = encode == "zero-copy";
+    o.retain_memory = args.has("retain-memory");
+    return bench::run_transport_bench(o);
+  }
+  throw Error("unknown bench \"" + what + "\" (decode, prefill, machine or transport)");
 }
 
 }  // namespace moeflow::cli

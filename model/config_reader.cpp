@@ -33,6 +33,12 @@ int64_t ConfigReader::integer(const std::string& key, int64_t fallback) const {
   return has(key) ? integer(key) : fallback;
 }
 
+int64_t ConfigReader::positive_integer(const std::string& key) const {
+  const int64_t v = integer(key);
+  if (v <= 0) fail(key, "must be positive, got " + std::to_string(v));
+  return v;
+}
+
 double ConfigReader::number(const std::string& key) const {
   if (!has(key)) fail(key, "is required");
   const auto& v = raw(key);

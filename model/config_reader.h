@@ -14,6 +14,8 @@ class ConfigReader {
   bool has(const std::string& key) const;  // present and not null
   int64_t integer(const std::string& key) const;
   int64_t integer(const std::string& key, int64_t fallback) const;
+  // As integer(key), and refuses zero and negative values.
+  int64_t positive_integer(const std::string& key) const;
   double number(const std::string& key) const;
   double number(const std::string& key, double fallback) const;
   bool boolean(const std::string& key, bool fallback) const;

@@ -1,31 +1,22 @@
 #pragma once
-// A whole model in one process: the router stage, one expert stage holding every expert, and the
-// KV cache. forward() runs one batched step for several sequences of different lengths: prefill
-// (many new tokens) and decode (one new token) may be mixed in one batch.
+// A whole model in one process: a RouterModel (attention, gates, KV cache) and one ExpertShard
+// holding every expert. forward() runs one batched step for several sequences of different
+// lengths: prefill (many new tokens) and decode (one new token) may be mixed in one batch.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "model/checkpoint.h"
-#include "model/expert_stage.h"
-#include "model/kv_cache.h"
-#include "model/model_config.h"
-#include "model/router_stage.h"
-#include "model/weights.h"
+#include "model/expert_shard.h"
+#include "model/router_model.h"
+#include "model/step_plan.h"
 
 namespace moeflow {
 
 struct EngineOptions {
   std::string dtype = "auto";  // f32 | bf16 | auto
   bool progress = false;       // report loading progress on stderr
-};
-
-// New tokens for one sequence in a forward pass; they follow what its cache already holds.
-struct SequenceTokens {
-  uint64_t seq_id = 0;
-  std::vector<int32_t> tokens;
 };
 
 // Counters of one forward pass, for benchmarks and metrics.
@@ -40,32 +31,23 @@ class Engine {
   // Opens and validates the checkpoint, loads the weights. Throws moeflow::Error.
   static std::unique_ptr<Engine> load(const std::filesystem::path& dir, const EngineOptions& opts);
 
-  const ModelConfig& config() const { return cfg_; }
-  const Checkpoint& checkpoint() const { return ckpt_; }
-  ComputeType compute_type() const { return type_; }
-  size_t converted_bytes() const { return store_.owned_bytes(); }
+  const ModelConfig& config() const { return router_->config(); }
+  const Checkpoint& checkpoint() const { return router_->checkpoint(); }
+  ComputeType compute_type() const { return router_->compute_type(); }
 
   // Runs one step. Returns logits [batch.size(), vocab] for each sequence's last new token, or,
   // with all_positions, [total new tokens, vocab] in batch order.
   std::vector<float> forward(const std::vector<SequenceTokens>& batch, bool all_positions = false,
                              StepStats* stats = nullptr);
 
-  int64_t sequence_length(uint64_t seq_id) const { return cache_.length(seq_id); }
-  void release(uint64_t seq_id) { cache_.release(seq_id); }
-  void truncate(uint64_t seq_id, int64_t length) { cache_.truncate(seq_id, length); }
+  int64_t sequence_length(uint64_t seq_id) const { return router_->cache().length(seq_id); }
+  void release(uint64_t seq_id) { router_->cache().release(seq_id); }
+  void truncate(uint64_t seq_id, int64_t length) { router_->cache().truncate(seq_id, length); }
 
  private:
-  Engine(const std::filesystem::path& dir, const EngineOptions& opts);
-
-  ModelConfig cfg_;
-  Checkpoint ckpt_;
-  ComputeType type_;
-  WeightStore store_;
-  RouterWeights router_weights_;
-  ExpertWeights expert_weights_;
-  std::unique_ptr<RouterStage> router_;
-  std::unique_ptr<ExpertStage> experts_;
-  KvCache cache_;
+  Engine() = default;
+  std::unique_ptr<RouterModel> router_;
+  std::unique_ptr<ExpertShard> experts_;
 };
 
 }  // namespace moeflow

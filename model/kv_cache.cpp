@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace moeflow {
@@ -46,8 +48,9 @@ void KvCache::commit(uint64_t seq_id, int64_t n) {
 
 void KvCache::truncate(uint64_t seq_id, int64_t length) {
   Sequence& s = sequence(seq_id);
-  if (length >= s.length) return;
-  s.length = length;
+  // Also drops rows appended by a step that never committed (a failed step).
+  s.length = std::min(s.length, length);
+  length = s.length;
   for (auto& k : s.k) k.resize(std::min<size_t>(k.size(), length * kv_dim_));
   for (auto& v : s.v) v.resize(std::min<size_t>(v.size(), length * kv_dim_));
 }

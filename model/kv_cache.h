@@ -20,7 +20,7 @@ class KvCache {
   const float* values(uint64_t seq_id, int64_t layer) const;
   // Marks the rows appended to every layer in this step as part of the sequence.
   void commit(uint64_t seq_id, int64_t n);
-  // Drops cached tokens past `length` (rolls back); keeps the sequence.
+  // Drops cached tokens past `length` and any uncommitted rows (rolls back); keeps the sequence.
   void truncate(uint64_t seq_id, int64_t length);
   void release(uint64_t seq_id);
   bool contains(uint64_t seq_id) const { return sequences_.count(seq_id) != 0; }

@@ -122,6 +122,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (family.id() != Family::qwen2_moe && r.boolean("attention_bias", false))
     r.fail("attention_bias", "attention biases are not supported for " + cfg.architecture);
   read_rope(r, cfg);
+  // The family sizes per-layer tables from num_layers, so it must be sane first.
+  require_positive(r, "num_hidden_layers", cfg.num_layers);
+  if (cfg.num_layers > 4096) r.fail("num_hidden_layers", "more than 4096 layers is not plausible");
   family.read_moe_config(r, cfg);
   cfg.eos_token_ids = r.integer_list("eos_token_id");
   cfg.bos_token_id = r.integer("bos_token_id", -1);

@@ -6,6 +6,7 @@ set -euo pipefail
 DEBIAN_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libopenblas-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  libtomlplusplus-dev libzmq3-dev cppzmq-dev libcaf-dev
 )
 
 missing=()

@@ -13,12 +13,12 @@ class Deepseek final : public ModelFamily {
   std::string_view architecture() const override { return "DeepseekForCausalLM"; }
 
   void read_moe_config(const ConfigReader& r, ModelConfig& cfg) const override {
-    cfg.num_experts = r.integer("n_routed_experts");
-    cfg.top_k = r.integer("num_experts_per_tok");
-    cfg.expert_intermediate = r.integer("moe_intermediate_size");
+    cfg.num_experts = r.positive_integer("n_routed_experts");
+    cfg.top_k = r.positive_integer("num_experts_per_tok");
+    cfg.expert_intermediate = r.positive_integer("moe_intermediate_size");
     cfg.shared_intermediate = r.integer("n_shared_experts", 0) * cfg.expert_intermediate;
     cfg.norm_topk_prob = r.boolean("norm_topk_prob", false);
-    cfg.dense_intermediate = r.integer("intermediate_size");
+    cfg.dense_intermediate = r.positive_integer("intermediate_size");
     if (r.string("scoring_func", "softmax") != "softmax")
       r.fail("scoring_func",
              "only \"softmax\" is supported, got \"" + r.string("scoring_func") + "\"");

@@ -11,9 +11,9 @@ class Mixtral final : public ModelFamily {
   std::string_view architecture() const override { return "MixtralForCausalLM"; }
 
   void read_moe_config(const ConfigReader& r, ModelConfig& cfg) const override {
-    cfg.num_experts = r.integer("num_local_experts");
-    cfg.top_k = r.integer("num_experts_per_tok");
-    cfg.expert_intermediate = r.integer("intermediate_size");
+    cfg.num_experts = r.positive_integer("num_local_experts");
+    cfg.top_k = r.positive_integer("num_experts_per_tok");
+    cfg.expert_intermediate = r.positive_integer("intermediate_size");
     cfg.norm_topk_prob = true;
     cfg.sliding_window = r.integer("sliding_window", 0);
     cfg.layer_is_moe.assign(cfg.num_layers, true);

@@ -11,9 +11,9 @@ class Olmoe final : public ModelFamily {
   std::string_view architecture() const override { return "OlmoeForCausalLM"; }
 
   void read_moe_config(const ConfigReader& r, ModelConfig& cfg) const override {
-    cfg.num_experts = r.integer("num_experts");
-    cfg.top_k = r.integer("num_experts_per_tok");
-    cfg.expert_intermediate = r.integer("intermediate_size");
+    cfg.num_experts = r.positive_integer("num_experts");
+    cfg.top_k = r.positive_integer("num_experts_per_tok");
+    cfg.expert_intermediate = r.positive_integer("intermediate_size");
     cfg.norm_topk_prob = r.boolean("norm_topk_prob", false);
     cfg.qk_norm = true;
     cfg.clip_qkv = static_cast<float>(r.number("clip_qkv", 0.0));

@@ -14,13 +14,13 @@ class Qwen2Moe final : public ModelFamily {
   std::string_view architecture() const override { return "Qwen2MoeForCausalLM"; }
 
   void read_moe_config(const ConfigReader& r, ModelConfig& cfg) const override {
-    cfg.num_experts = r.integer("num_experts");
-    cfg.top_k = r.integer("num_experts_per_tok");
-    cfg.expert_intermediate = r.integer("moe_intermediate_size");
+    cfg.num_experts = r.positive_integer("num_experts");
+    cfg.top_k = r.positive_integer("num_experts_per_tok");
+    cfg.expert_intermediate = r.positive_integer("moe_intermediate_size");
     cfg.shared_intermediate = r.integer("shared_expert_intermediate_size", 0);
     cfg.shared_expert_gated = cfg.shared_intermediate > 0;
     cfg.norm_topk_prob = r.boolean("norm_topk_prob", false);
-    cfg.dense_intermediate = r.integer("intermediate_size");
+    cfg.dense_intermediate = r.positive_integer("intermediate_size");
     cfg.qkv_bias = r.boolean("qkv_bias", true);
     if (r.boolean("use_sliding_window", false))
       r.fail("use_sliding_window", "sliding-window attention is not supported for Qwen2-MoE");

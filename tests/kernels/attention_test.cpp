@@ -69,20 +69,18 @@ struct Layout {
 // Runs one call on fresh random inputs and compares every output with the reference.
 void check_case(const AttentionShape& shape, int64_t kv_len, int64_t first, int64_t n,
                 uint32_t seed) {
-  const std::string what = "heads " + std::to_string(shape.heads) + "/" +
-                           std::to_string(shape.kv_heads) + " head_dim " +
-                           std::to_string(shape.head_dim) + " window " +
-                           std::to_string(shape.sliding_window) + " kv_len " +
-                           std::to_string(kv_len) + " first " + std::to_string(first) + " n " +
-                           std::to_string(n);
+  const std::string what =
+      "heads " + std::to_string(shape.heads) + "/" + std::to_string(shape.kv_heads) + " head_dim " +
+      std::to_string(shape.head_dim) + " window " + std::to_string(shape.sliding_window) +
+      " kv_len " + std::to_string(kv_len) + " first " + std::to_string(first) + " n " +
+      std::to_string(n);
   SCOPED_TRACE(what);
   std::mt19937 rng(seed);
   // q scaled up so that the softmax is far from uniform and the scores matter.
   const auto q = random_vector(n * shape.heads * shape.head_dim, rng, 2.0f);
   const auto k = random_vector(kv_len * shape.kv_heads * shape.head_dim, rng, 1.0f);
   const auto v = random_vector(kv_len * shape.kv_heads * shape.head_dim, rng, 1.0f);
-  std::vector<float> out(n * shape.heads * shape.head_dim,
-                         std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> out(n * shape.heads * shape.head_dim, std::numeric_limits<float>::quiet_NaN());
   kernels::attention(q.data(), n, first, k.data(), v.data(), kv_len, shape, out.data());
   const auto want = reference_attention(q, n, first, k, v, kv_len, shape);
   int64_t failures = 0;

@@ -95,8 +95,8 @@ TEST(RopeTest, InvFreqMatchesFormula) {
       kernels::rope_inv_freq(head_dim, theta, inv.data());
       for (int64_t i = 0; i < head_dim / 2; ++i) {
         const double want = 1.0 / std::pow(theta, 2.0 * i / head_dim);
-        EXPECT_NEAR(inv[i], want, 2e-6 * want) << "head_dim " << head_dim << " theta " << theta
-                                               << " i " << i;
+        EXPECT_NEAR(inv[i], want, 2e-6 * want)
+            << "head_dim " << head_dim << " theta " << theta << " i " << i;
       }
     }
   }
@@ -142,9 +142,8 @@ TEST(RopeTest, RotateHalfMatchesReference) {
         rope_reference(original.data() + r * ld, heads, head_dim, positions[r], inv.data(),
                        want.data());
         for (int64_t i = 0; i < width; ++i)
-          ASSERT_NEAR(x[r * ld + i], want[i], 2e-6)
-              << "head_dim " << head_dim << " heads " << heads << " pos " << positions[r]
-              << " i " << i;
+          ASSERT_NEAR(x[r * ld + i], want[i], 2e-6) << "head_dim " << head_dim << " heads " << heads
+                                                    << " pos " << positions[r] << " i " << i;
         for (int64_t i = width; i < ld; ++i) ASSERT_EQ(x[r * ld + i], kSentinel);
       }
     }
@@ -167,7 +166,8 @@ TEST(RopeTest, PositionZeroIsIdentity) {
 // Rotation preserves the norm of every (i, i + half) pair, and at angle pi/2 swaps the halves.
 TEST(RopeTest, QuarterTurnSwapsHalves) {
   const int64_t head_dim = 4;
-  const float inv[2] = {static_cast<float>(std::numbers::pi / 2), 0.0f};  // pair 0 turns pi/2, pair 1 not
+  const float inv[2] = {static_cast<float>(std::numbers::pi / 2),
+                        0.0f};  // pair 0 turns pi/2, pair 1 not
   std::vector<float> x = {1.0f, 2.0f, 3.0f, 4.0f};
   const int32_t pos = 1;
   kernels::rope_rotate_half(x.data(), head_dim, 1, 1, head_dim, &pos, inv);
@@ -283,8 +283,9 @@ TEST(SigmoidTest, MatchesReferenceAndSaturates) {
 
 // Values with at most 8 significant bits survive f32 -> bf16 -> f32 exactly.
 TEST(ConvertTest, Bf16RoundTripOfRepresentableValues) {
-  for (float v : {0.0f, -0.0f, 1.0f, -2.0f, 0.5f, 3.140625f, 65536.0f, -1.0078125f, std::ldexp(1.0f, -126),
-                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+  for (float v :
+       {0.0f, -0.0f, 1.0f, -2.0f, 0.5f, 3.140625f, 65536.0f, -1.0078125f, std::ldexp(1.0f, -126),
+        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
     const uint16_t b = kernels::f32_to_bf16(v);
     EXPECT_EQ(to_bits(kernels::bf16_to_f32(b)), to_bits(v)) << v;
   }

@@ -54,7 +54,9 @@ void check_random(int64_t n, int64_t num_experts, int64_t k, bool normalize, uin
       EXPECT_NEAR(got.weights[r * k + j], want, 1e-6 * want + 1e-8) << "row " << r << " rank " << j;
       weight_sum += got.weights[r * k + j];
     }
-    if (normalize) EXPECT_NEAR(weight_sum, 1.0, 1e-6) << "row " << r;
+    if (normalize) {
+      EXPECT_NEAR(weight_sum, 1.0, 1e-6) << "row " << r;
+    }
   }
 }
 
@@ -88,9 +90,9 @@ TEST(MoeRoutingTest, SingleExpertNormalizedIsOne) {
 // Equal logits resolve to the lower expert id, in every row.
 TEST(MoeRoutingTest, TiesResolveToLowerExpertId) {
   const std::vector<float> logits = {
-      0.0f, 2.0f, 1.0f, 2.0f, 2.0f, -1.0f,  // three-way tie for first at ids 1, 3, 4
-      5.0f, 5.0f, 5.0f, 5.0f, 5.0f, 5.0f,   // all equal
-      -1.0f, 0.5f, 3.0f, 0.5f, 0.5f, 3.0f,  // tie for first (2, 5) and for third (1, 3, 4)
+      0.0f,  2.0f, 1.0f, 2.0f, 2.0f, -1.0f,  // three-way tie for first at ids 1, 3, 4
+      5.0f,  5.0f, 5.0f, 5.0f, 5.0f, 5.0f,   // all equal
+      -1.0f, 0.5f, 3.0f, 0.5f, 0.5f, 3.0f,   // tie for first (2, 5) and for third (1, 3, 4)
   };
   const Routed got = route(logits, 3, 6, 3, false);
   EXPECT_EQ(got.experts, (std::vector<int32_t>{1, 3, 4, 0, 1, 2, 2, 5, 1}));

@@ -1,0 +1,50 @@
+#include "actors/local_pipeline.h"
+
+#include "actors/expert_shard_actor.h"
+#include "core/error.h"
+
+namespace moeflow {
+
+ExpertOwners owners_from_selections(const ModelConfig& cfg,
+                                    const std::vector<ExpertSelection>& shard_experts) {
+  ExpertOwners owners(cfg.num_layers);
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    if (!cfg.layer_is_moe[l]) continue;
+    owners[l].resize(cfg.num_experts);
+    for (int64_t e = 0; e < cfg.num_experts; ++e) {
+      for (size_t s = 0; s < shard_experts.size(); ++s)
+        if (!shard_experts[s] || shard_experts[s](l, e))
+          owners[l][e].push_back(static_cast<int>(s));
+      if (owners[l][e].empty())
+        throw Error("layer " + std::to_string(l) + " expert " + std::to_string(e) +
+                    " is held by no shard");
+    }
+  }
+  return owners;
+}
+
+void stop_pipeline(const LocalPipeline& p) {
+  caf::anon_send_exit(p.scheduler, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(p.router, caf::exit_reason::user_shutdown);
+  for (const auto& s : p.shards) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+}
+
+LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesystem::path& model,
+                                   const std::vector<ExpertSelection>& shard_experts,
+                                   const LocalPipelineOptions& options) {
+  LocalPipeline p;
+  auto router_model = std::shared_ptr<RouterModel>(RouterModel::load(model, options.dtype, {}));
+  p.config = router_model->config();
+  ExpertOwners owners = owners_from_selections(p.config, shard_experts);
+  for (const auto& selection : shard_experts) {
+    auto shard =
+        std::shared_ptr<ExpertShard>(ExpertShard::load(model, options.dtype, selection, {}));
+    p.shards.push_back(system.spawn(make_expert_shard, std::move(shard)));
+  }
+  p.router = system.spawn(make_router, std::move(router_model), p.shards, std::move(owners),
+                          options.router);
+  p.scheduler = system.spawn(make_scheduler, p.router, p.config, options.scheduler);
+  return p;
+}
+
+}  // namespace moeflow

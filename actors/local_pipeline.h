@@ -1,0 +1,41 @@
+#pragma once
+// Spawns the actors of one process: expert shards (each loading its own experts), the router and
+// the scheduler, wired together.
+#include <caf/all.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "actors/router_actor.h"
+#include "actors/scheduler_actor.h"
+#include "model/expert_shard.h"
+
+namespace moeflow {
+
+struct LocalPipeline {
+  router_actor router;
+  scheduler_actor scheduler;
+  std::vector<expert_shard_actor> shards;
+  ModelConfig config;
+};
+
+struct LocalPipelineOptions {
+  std::string dtype = "auto";
+  RouterOptions router;
+  SchedulerOptions scheduler;
+};
+
+// One shard per selection. owners[layer][expert] is derived from the selections; every expert of
+// every MoE layer must be held by some shard (throws moeflow::Error naming the first that is not).
+LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesystem::path& model,
+                                   const std::vector<ExpertSelection>& shard_experts,
+                                   const LocalPipelineOptions& options = {});
+
+// Stops every actor of the pipeline (pending timers would otherwise keep the system alive).
+void stop_pipeline(const LocalPipeline& pipeline);
+
+// owners[layer][expert] for the given selections; throws when an MoE expert has no holder.
+ExpertOwners owners_from_selections(const ModelConfig& cfg,
+                                    const std::vector<ExpertSelection>& shard_experts);
+
+}  // namespace moeflow

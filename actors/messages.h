@@ -1,0 +1,87 @@
+#pragma once
+// Every message type the actors exchange, their atoms and the CAF type-id block: the one place a
+// CAF upgrade has to touch (with actors/actor_system_setup.h).
+//
+// Tensors move between actors of one process as shared pointers to immutable data, so a
+// TokenBatch is never copied on its way from the router to a shard. Across nodes they travel in
+// moeflow's own wire format (transport/), never as serialised CAF messages.
+#include <caf/all.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/generator.h"
+#include "model/step_plan.h"
+#include "model/token_batch.h"
+
+namespace moeflow {
+
+// The experts' summed, weighted output for the rows of one TokenBatch.
+struct ExpertOutput {
+  int64_t layer = 0;
+  std::vector<float> rows;  // [batch rows, hidden]
+  int64_t computed = 0;     // (row, expert) pairs computed
+};
+
+// One forward step for the router: sequences and their new tokens.
+struct StepRequest {
+  std::vector<SequenceTokens> sequences;
+};
+
+// Logits [sequences, vocab] of each sequence's last new token.
+struct StepResult {
+  std::vector<float> logits;
+  int64_t vocab = 0;
+};
+
+using TokenBatchPtr = std::shared_ptr<const TokenBatch>;
+using ExpertOutputPtr = std::shared_ptr<const ExpertOutput>;
+using StepRequestPtr = std::shared_ptr<const StepRequest>;
+using StepResultPtr = std::shared_ptr<const StepResult>;
+using GenerationRequestPtr = std::shared_ptr<const GenerationRequest>;
+using GenerationResultPtr = std::shared_ptr<const GenerationResult>;
+
+}  // namespace moeflow
+
+// These pointers never leave the process (the wire format carries tensors between nodes), so
+// they need no serialisation.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::TokenBatchPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::ExpertOutputPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::StepRequestPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::StepResultPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::GenerationRequestPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::GenerationResultPtr)
+
+CAF_BEGIN_TYPE_ID_BLOCK(moeflow, caf::first_custom_type_id)
+CAF_ADD_TYPE_ID(moeflow, (moeflow::TokenBatchPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::ExpertOutputPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::StepRequestPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::StepResultPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::GenerationRequestPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::GenerationResultPtr))
+CAF_END_TYPE_ID_BLOCK(moeflow)
+
+namespace moeflow {
+
+using run_atom = caf::atom_constant<caf::atom("run")>;            // expert shard: run a batch
+using step_atom = caf::atom_constant<caf::atom("step")>;          // router: one forward step
+using release_atom = caf::atom_constant<caf::atom("release")>;    // router: free a sequence
+using generate_atom = caf::atom_constant<caf::atom("generate")>;  // scheduler: a request
+using tick_atom = caf::atom_constant<caf::atom("tick")>;          // scheduler: next decode step
+
+// An expert shard: runs the experts it holds over a batch.
+using expert_shard_actor =
+    caf::typed_actor<caf::replies_to<run_atom, TokenBatchPtr>::with<ExpertOutputPtr>>;
+
+// The router: embeddings, attention, gates, KV cache; dispatches rows to shards per layer.
+using router_actor =
+    caf::typed_actor<caf::replies_to<step_atom, StepRequestPtr>::with<StepResultPtr>,
+                     caf::reacts_to<release_atom, uint64_t>>;
+
+// The scheduler: batches generation requests into router steps (continuous batching).
+using scheduler_actor = caf::typed_actor<
+    caf::replies_to<generate_atom, GenerationRequestPtr>::with<GenerationResultPtr>,
+    caf::reacts_to<tick_atom>>;
+
+}  // namespace moeflow

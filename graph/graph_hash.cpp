@@ -1,0 +1,53 @@
+// graph_hash: FNV-1a over a canonical text of the graph's meaning. Nodes and shards are already
+// in name order and ranges are expanded, so neither layout, comments, key order nor "0-3" vs
+// "0,1,2,3" changes it. Locations and the resolved model path (which depends on where the file
+// lies) are left out.
+#include <sstream>
+
+#include "graph/expert_ranges.h"
+#include "graph/graph.h"
+
+namespace moeflow {
+namespace {
+
+std::string canonical_text(const GraphSpec& g) {
+  std::ostringstream out;
+  // Lengths before strings, so that no value can imitate a field boundary.
+  const auto str = [&](const std::string& s) { out << s.size() << ':' << s << ';'; };
+  out << "moeflow-graph-v1;";
+  str(g.model.path_text);
+  str(g.model.dtype);
+  out << "nodes " << g.nodes.size() << ';';
+  for (const NodeSpec& n : g.nodes) {
+    str(n.name);
+    str(n.host);
+    out << n.control_port << ',' << n.data_port << ',' << n.router << ';';
+  }
+  out << "shards " << g.shards.size() << ';';
+  for (const ShardSpec& s : g.shards) {
+    str(s.name);
+    str(s.node);
+    str(s.all_layers ? "all" : format_ranges(s.layers));
+    str(s.all_experts ? "all" : format_ranges(s.experts));
+    str(s.device);
+  }
+  str(g.api.host);
+  out << g.api.port << ';';
+  str(g.metrics.host);
+  out << g.metrics.port << ';' << g.timeouts.heartbeat_ms << ',' << g.timeouts.peer_down_ms << ','
+      << g.timeouts.request_ms << ';';
+  return out.str();
+}
+
+}  // namespace
+
+uint64_t graph_hash(const GraphSpec& g) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : canonical_text(g)) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace moeflow

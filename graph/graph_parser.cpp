@@ -1,0 +1,546 @@
+// TOML text -> GraphSpec, with the schema checks: unknown keys (with a did-you-mean), value
+// types, required keys, the range syntax, ports, devices, hosts, names and timeouts. The TOML
+// library stays inside this file.
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <regex>
+#include <sstream>
+
+#include "graph/did_you_mean.h"
+#include "graph/expert_ranges.h"
+#include "graph/graph_checks.h"
+
+namespace moeflow::graph_detail {
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"model", "api",    "metrics",
+                                                "nodes", "shards", "timeouts"};
+const std::vector<std::string> kModelKeys = {"path", "dtype"};
+const std::vector<std::string> kEndpointKeys = {"host", "port"};
+const std::vector<std::string> kNodeKeys = {"host", "control_port", "data_port", "router"};
+const std::vector<std::string> kShardKeys = {"node", "layers", "experts", "device"};
+const std::vector<std::string> kTimeoutKeys = {"heartbeat_ms", "peer_down_ms", "request_ms"};
+const std::vector<std::string> kDtypes = {"f32", "bf16", "auto"};
+
+constexpr int64_t kTimeoutMaxMs = 86'400'000;  // a day: anything longer is a typo
+
+std::string type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
+  }
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+bool valid_device(std::string_view d) {
+  if (d == "cpu") return true;
+  if (d.substr(0, 5) != "cuda:" || d.size() == 5 || d.size() > 9) return false;
+  return std::all_of(d.begin() + 5, d.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+// Reads one parsed document into the outcome, reporting every problem it finds.
+class Parser {
+ public:
+  Parser(const std::filesystem::path& file, ParseOutcome& out) : file_(file.string()), out_(out) {
+    out_.spec.file = file;
+  }
+
+  void read(const toml::table& root) {
+    check_keys(root, "", kTopLevelKeys);
+    read_model(root);
+    read_endpoint(root, "api", out_.spec.api.host, out_.spec.api.port, out_.spec.api.where,
+                  out_.spec.api.port_where);
+    read_endpoint(root, "metrics", out_.spec.metrics.host, out_.spec.metrics.port,
+                  out_.spec.metrics.where, out_.spec.metrics.port_where);
+    read_timeouts(root);
+    read_nodes(root);
+    read_shards(root);
+  }
+
+ private:
+  SourceLocation at(const toml::source_region& r) const {
+    return {file_, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+  }
+
+  void error(const SourceLocation& where, std::string message, std::string hint = "") {
+    out_.diagnostics.push_back({where, std::move(message), std::move(hint)});
+  }
+
+  // `context` is the table as written in the file ("[shards.a]"); "" is the top level.
+  void check_keys(const toml::table& t, const std::string& context,
+                  const std::vector<std::string>& allowed) {
+    for (auto&& [key, value] : t) {
+      if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
+      const std::string guess = closest_match(key.str(), allowed);
+      std::string hint = guess.empty() ? "known keys here: " + join(allowed)
+                                       : "did you mean " + in_quotes(guess) + "?";
+      std::string message;
+      if (!context.empty())
+        message = "unknown key " + in_quotes(key.str()) + " in " + context;
+      else if (value.is_table())
+        message = "unknown table [" + std::string(key.str()) + "]";
+      else
+        message = "unknown top-level key " + in_quotes(key.str());
+      error(at(key.source()), message, std::move(hint));
+    }
+  }
+
+  // The value of `key`, or nullptr; a value of another type than `want` is reported.
+  const toml::node* typed(const toml::table& t, std::string_view key, const std::string& context,
+                          toml::node_type want) {
+    const toml::node* n = t.get(key);
+    if (!n || n->type() == want) return n;
+    std::string hint;
+    const std::string text = n->is_string() ? n->as_string()->get() : "";
+    if (want == toml::node_type::integer && !text.empty() &&
+        std::all_of(text.begin(), text.end(),
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+      hint = "write " + std::string(key) + " = " + text + ", without quotes";
+    else if (want == toml::node_type::boolean && (text == "true" || text == "false"))
+      hint = "write " + std::string(key) + " = true or false, without quotes";
+    else if (want == toml::node_type::string && (n->is_integer() || n->is_floating_point()))
+      hint = "write " + std::string(key) + " = \"...\", in quotes";
+    error(at(n->source()),
+          std::string(key) + " in " + context + " must be " + type_name(want) + ", not " +
+              type_name(n->type()),
+          std::move(hint));
+    return nullptr;
+  }
+
+  std::optional<std::string> get_string(const toml::table& t, std::string_view key,
+                                        const std::string& context, SourceLocation* where) {
+    const toml::node* n = typed(t, key, context, toml::node_type::string);
+    if (!n) return std::nullopt;
+    if (where) *where = at(n->source());
+    return n->as_string()->get();
+  }
+
+  // A port, or 0 when absent or invalid (invalid ones are reported).
+  int get_port(const toml::table& t, std::string_view key, const std::string& context,
+               SourceLocation* where) {
+    const toml::node* n = typed(t, key, context, toml::node_type::integer);
+    if (!n) return 0;
+    *where = at(n->source());
+    const int64_t v = n->as_integer()->get();
+    if (v < 1 || v > 65535) {
+      error(*where,
+            std::string(key) + " " + std::to_string(v) + " in " + context + " is outside 1-65535",
+            "ports below 1024 need root; pick a free port such as 5550");
+      return 0;
+    }
+    return static_cast<int>(v);
+  }
+
+  // A table entry, or nullptr; anything else in its place is reported.
+  const toml::table* get_table(const toml::table& t, std::string_view key, std::string hint) {
+    const toml::node* n = t.get(key);
+    if (!n) return nullptr;
+    if (const toml::table* tt = n->as_table()) return tt;
+    error(at(n->source()),
+          std::string(key) + " must be a table [" + std::string(key) + "], not " +
+              type_name(n->type()),
+          std::move(hint));
+    return nullptr;
+  }
+
+  void check_host(const std::string& host, const SourceLocation& where,
+                  const std::string& context) {
+    std::string problem, hint;
+    if (host.empty()) {
+      problem = "host in " + context + " is empty";
+    } else if (host.find("://") != std::string::npos) {
+      problem = "host " + in_quotes(host) + " in " + context + " has a URL scheme";
+      hint = "write the bare address, e.g. host = \"10.0.0.5\"";
+    } else if (std::any_of(host.begin(), host.end(),
+                           [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+      problem = "host " + in_quotes(host) + " in " + context + " contains spaces";
+    } else if (std::count(host.begin(), host.end(), ':') == 1) {
+      problem = "host " + in_quotes(host) + " in " + context + " has a port in it";
+      hint = "write the address alone; ports have keys of their own";
+    }
+    if (!problem.empty()) error(where, problem, hint);
+  }
+
+  void read_model(const toml::table& root) {
+    ModelSpec& m = out_.spec.model;
+    const toml::table* t =
+        get_table(root, "model", "write [model] with path = \"<checkpoint folder>\"");
+    if (!t) {
+      if (!root.get("model"))
+        error({file_, 1, 1}, "the graph has no [model] table",
+              "add [model] with path = \"<Hugging Face checkpoint folder>\"");
+      return;
+    }
+    m.where = at(t->source());
+    check_keys(*t, "[model]", kModelKeys);
+    if (auto path = get_string(*t, "path", "[model]", &m.path_where)) {
+      if (path->empty()) {
+        error(m.path_where, "path in [model] is empty", "name the checkpoint folder");
+      } else {
+        m.path_text = *path;
+        const std::filesystem::path p(*path);
+        m.path = p.is_relative() ? (out_.spec.file.parent_path() / p).lexically_normal() : p;
+      }
+    } else if (!t->get("path")) {
+      error(m.where, "[model] has no path",
+            "add path = \"<checkpoint folder>\", relative to this file");
+    }
+    SourceLocation dtype_where;
+    if (auto dtype = get_string(*t, "dtype", "[model]", &dtype_where)) {
+      if (std::find(kDtypes.begin(), kDtypes.end(), *dtype) == kDtypes.end()) {
+        const std::string guess = closest_match(*dtype, kDtypes);
+        error(dtype_where,
+              "dtype " + in_quotes(*dtype) + " in [model] is not one of f32, bf16, auto",
+              guess.empty() ? "auto picks bf16 for bf16 checkpoints, else f32"
+                            : "did you mean " + in_quotes(guess) + "?");
+      } else {
+        m.dtype = *dtype;
+      }
+    }
+  }
+
+  void read_endpoint(const toml::table& root, std::string_view name, std::string& host, int& port,
+                     SourceLocation& where, SourceLocation& port_where) {
+    const std::string context = "[" + std::string(name) + "]";
+    const toml::table* t = get_table(root, name, "write " + context + " with host and port");
+    if (!t) return;
+    where = port_where = at(t->source());
+    check_keys(*t, context, kEndpointKeys);
+    SourceLocation host_where;
+    if (auto h = get_string(*t, "host", context, &host_where)) {
+      check_host(*h, host_where, context);
+      host = *h;
+    }
+    if (t->get("port")) {
+      const int p = get_port(*t, "port", context, &port_where);
+      if (p) port = p;
+    }
+  }
+
+  void read_timeouts(const toml::table& root) {
+    TimeoutSpec& ts = out_.spec.timeouts;
+    const toml::table* t = get_table(root, "timeouts", "write [timeouts] with heartbeat_ms = 500");
+    if (!t) return;
+    ts.where = at(t->source());
+    check_keys(*t, "[timeouts]", kTimeoutKeys);
+    // The location of each key that is set, for the cross-check below.
+    const auto read = [&](const char* key, int& value) -> std::optional<SourceLocation> {
+      const toml::node* n = typed(*t, key, "[timeouts]", toml::node_type::integer);
+      if (!n) return std::nullopt;
+      const int64_t v = n->as_integer()->get();
+      if (v < 1 || v > kTimeoutMaxMs) {
+        error(at(n->source()),
+              std::string(key) + " " + std::to_string(v) + " in [timeouts] is outside 1-" +
+                  std::to_string(kTimeoutMaxMs),
+              "timeouts are in milliseconds");
+        return std::nullopt;
+      }
+      value = static_cast<int>(v);
+      return at(n->source());
+    };
+    const auto heartbeat_where = read("heartbeat_ms", ts.heartbeat_ms);
+    const auto peer_down_where = read("peer_down_ms", ts.peer_down_ms);
+    read("request_ms", ts.request_ms);
+    // A peer is declared down only after missing several heartbeats, never between two.
+    if (ts.peer_down_ms <= ts.heartbeat_ms)
+      error(peer_down_where   ? *peer_down_where
+            : heartbeat_where ? *heartbeat_where
+                              : ts.where,
+            "peer_down_ms (" + std::to_string(ts.peer_down_ms) +
+                ") must be greater than heartbeat_ms (" + std::to_string(ts.heartbeat_ms) + ")",
+            "a few heartbeats, e.g. peer_down_ms = 4 x heartbeat_ms");
+  }
+
+  // The children of [nodes] or [shards], each checked to be a table with a usable name.
+  std::vector<std::pair<std::string, const toml::table*>> entries(const toml::table& root,
+                                                                  std::string_view group,
+                                                                  std::string_view what) {
+    std::vector<std::pair<std::string, const toml::table*>> out;
+    const std::string form = "[" + std::string(group) + ".NAME]";
+    const toml::node* n = root.get(group);
+    if (!n) return out;
+    const toml::table* t = n->as_table();
+    if (!t) {
+      if (group == "nodes") out_.routers_complete = false;
+      error(at(n->source()),
+            std::string(group) + " must be tables " + form + ", not " + type_name(n->type()),
+            n->is_array() ? "write " + form + " instead of [[" + std::string(group) + "]]"
+                          : "write one " + form + " table per " + std::string(what));
+      return out;
+    }
+    for (auto&& [key, value] : *t) {
+      const std::string context = "[" + std::string(group) + "." + std::string(key.str()) + "]";
+      // A node left out could be the router: the router count is unknown then.
+      if (group == "nodes" && (!valid_name(key.str()) || !value.is_table()))
+        out_.routers_complete = false;
+      if (!valid_name(key.str())) {
+        error(at(key.source()),
+              std::string(what) + " name " + in_quotes(key.str()) +
+                  " may use only letters, digits, '-' and '_'",
+              "names appear in metrics labels and other nodes' logs");
+        continue;
+      }
+      const toml::table* child = value.as_table();
+      if (!child) {
+        error(at(value.source()), context + " must be a table, not " + type_name(value.type()),
+              "write " + context + " on a line of its own, then its keys below it");
+        continue;
+      }
+      out.emplace_back(std::string(key.str()), child);
+    }
+    return out;
+  }
+
+  void read_nodes(const toml::table& root) {
+    GraphSpec& g = out_.spec;
+    for (auto& [name, t] : entries(root, "nodes", "node")) {
+      const std::string context = "[nodes." + name + "]";
+      check_keys(*t, context, kNodeKeys);
+      NodeSpec node;
+      node.name = name;
+      node.where = node.control_port_where = node.data_port_where = at(t->source());
+      SourceLocation host_where;
+      if (auto host = get_string(*t, "host", context, &host_where)) {
+        check_host(*host, host_where, context);
+        node.host = *host;
+      }
+      if (t->get("control_port"))
+        node.control_port = get_port(*t, "control_port", context, &node.control_port_where);
+      if (t->get("data_port"))
+        node.data_port = get_port(*t, "data_port", context, &node.data_port_where);
+      if (const toml::node* r = typed(*t, "router", context, toml::node_type::boolean))
+        node.router = r->as_boolean()->get();
+      else if (t->get("router"))
+        out_.routers_complete = false;
+      std::vector<std::string> missing;
+      for (const char* key : {"host", "control_port", "data_port"})
+        if (!t->get(key)) missing.push_back(key);
+      if (!missing.empty())
+        error(node.where, "node " + in_quotes(name) + " has no " + join(missing),
+              "every [nodes.NAME] needs host, control_port and data_port");
+      g.nodes.push_back(std::move(node));
+    }
+    if (g.nodes.empty()) {
+      // The short form: one process on this machine runs everything.
+      g.implicit_node = true;
+      NodeSpec local;
+      local.name = std::string(kImplicitNodeName);
+      local.host = "127.0.0.1";
+      local.router = true;
+      local.where = local.control_port_where = local.data_port_where = g.model.where;
+      g.nodes.push_back(std::move(local));
+    }
+  }
+
+  // Parses a `layers` / `experts` value; false when it is absent or broken (broken is reported).
+  bool get_ranges(const toml::table& t, std::string_view key, const std::string& context, bool& all,
+                  std::vector<int64_t>& ids, SourceLocation& where) {
+    const toml::node* n = typed(t, key, context, toml::node_type::string);
+    if (!n) return false;
+    where = at(n->source());
+    const std::string& text = n->as_string()->get();
+    const auto parsed = parse_ranges(text);
+    if (const RangeError* e = std::get_if<RangeError>(&parsed)) {
+      // Point at the bad item when the value is written plainly ("..." on one line, no escapes),
+      // so that the column can be counted from the opening quote.
+      SourceLocation item = where;
+      const auto& r = n->source();
+      if (r.begin.line == r.end.line && r.end.column - r.begin.column == text.size() + 2)
+        item.column += 1 + static_cast<int>(e->offset);
+      error(item, std::string(key) + " in " + context + ": " + e->message, e->hint);
+      return false;
+    }
+    const RangeList& list = std::get<RangeList>(parsed);
+    all = list.all;
+    ids = list.ids;
+    return true;
+  }
+
+  void read_shards(const toml::table& root) {
+    GraphSpec& g = out_.spec;
+    for (auto& [name, t] : entries(root, "shards", "shard")) {
+      const std::string context = "[shards." + name + "]";
+      check_keys(*t, context, kShardKeys);
+      ShardSpec shard;
+      shard.name = name;
+      shard.where = shard.node_where = shard.layers_where = shard.experts_where = at(t->source());
+      if (auto node = get_string(*t, "node", context, &shard.node_where)) {
+        shard.node = *node;
+      } else if (!t->get("node")) {
+        if (g.implicit_node)
+          shard.node = std::string(kImplicitNodeName);
+        else
+          error(shard.where, "shard " + in_quotes(name) + " has no node",
+                "add node = \"<one of: " + node_names() + ">\"");
+      }
+      bool ok = true;
+      if (t->get("layers"))
+        ok &= get_ranges(*t, "layers", context, shard.all_layers, shard.layers, shard.layers_where);
+      else
+        shard.all_layers = true;  // a shard usually holds its experts in every layer
+      if (t->get("experts")) {
+        ok &= get_ranges(*t, "experts", context, shard.all_experts, shard.experts,
+                         shard.experts_where);
+      } else {
+        ok = false;
+        error(shard.where, "shard " + in_quotes(name) + " has no experts",
+              "add experts = \"0-7\" (ids and ranges) or experts = \"all\"");
+      }
+      if (!ok) out_.shards_complete = false;
+      SourceLocation device_where;
+      if (auto device = get_string(*t, "device", context, &device_where)) {
+        if (!valid_device(*device))
+          error(device_where,
+                "device " + in_quotes(*device) + " in " + context + " is not \"cpu\" or \"cuda:N\"",
+                "e.g. device = \"cuda:0\" for the first GPU");
+        else
+          shard.device = *device;
+      }
+      g.shards.push_back(std::move(shard));
+    }
+    if (root.get("shards") && !root.get("shards")->is_table()) out_.shards_complete = false;
+    if (g.shards.empty() && g.implicit_node && !root.get("shards")) {
+      ShardSpec all;
+      all.name = std::string(kImplicitNodeName);
+      all.node = std::string(kImplicitNodeName);
+      all.all_layers = all.all_experts = true;
+      all.where = all.node_where = all.layers_where = all.experts_where = g.model.where;
+      g.shards.push_back(std::move(all));
+    }
+  }
+
+  std::string node_names() const {
+    std::vector<std::string> names;
+    for (const NodeSpec& n : out_.spec.nodes) names.push_back(n.name);
+    return join(names);
+  }
+
+  std::string file_;
+  ParseOutcome& out_;
+};
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The line where `path` was first defined, found by parsing the text before `line`; 0 if unknown.
+int first_definition(const std::vector<std::string>& lines, int line, const std::string& path) {
+  std::string prefix;
+  for (int i = 0; i + 1 < line && i < static_cast<int>(lines.size()); ++i)
+    prefix += lines[i] + "\n";
+  try {
+    const toml::table t = toml::parse(prefix);
+    const toml::node_view<const toml::node> n = t.at_path(path);
+    return n ? static_cast<int>(n.node()->source().begin.line) : 0;
+  } catch (const toml::parse_error&) {
+    return 0;
+  }
+}
+
+// TOML rejects a table or key defined twice; say it in the graph's terms, with the first place.
+Diagnostic syntax_diagnostic(const toml::parse_error& e, const std::string& text,
+                             const std::string& file) {
+  const SourceLocation where{file, static_cast<int>(e.source().begin.line),
+                             static_cast<int>(e.source().begin.column)};
+  const std::string desc(e.description());
+  static const std::regex redefine(R"(cannot redefine existing ([a-z -]+) '([^']*)')");
+  std::smatch m;
+  if (!std::regex_search(desc, m, redefine)) {
+    std::string message = desc;
+    const std::string noise = "Error while parsing ";
+    if (message.rfind(noise, 0) == 0) message = message.substr(noise.size());
+    return {where, "invalid TOML: " + message, ""};
+  }
+  const std::vector<std::string> lines = split_lines(text);
+  const std::string what = m[1], path = m[2];
+  if (what == "table") {
+    const int first = first_definition(lines, where.line, path);
+    const std::string at_line = first ? " at line " + std::to_string(first) : "";
+    for (const char* group : {"nodes", "shards"}) {
+      const std::string prefix = std::string(group) + ".";
+      if (path.rfind(prefix, 0) == 0 && path.find('.', prefix.size()) == std::string::npos) {
+        const std::string kind = std::string(group) == "nodes" ? "node" : "shard";
+        return {where, kind + " " + in_quotes(path.substr(prefix.size())) + " is defined twice",
+                "the first [" + path + "] is" + at_line + "; every " + kind +
+                    " needs a name of its own"};
+      }
+    }
+    return {where, "[" + path + "] is defined twice", "the first is" + at_line + "; merge them"};
+  }
+  // A key set twice: the library names only the key, so find its table from the last header.
+  std::string table;
+  static const std::regex header(R"(^\s*\[\s*([^\[\]]+?)\s*\])");
+  for (int i = where.line - 2; i >= 0 && i < static_cast<int>(lines.size()); --i) {
+    std::smatch h;
+    if (std::regex_search(lines[i], h, header)) {
+      table = h[1];
+      break;
+    }
+  }
+  const int first = first_definition(lines, where.line, table.empty() ? path : table + "." + path);
+  // The library points at the second value; the key is where the eye goes.
+  SourceLocation key_where = where;
+  if (where.line >= 1 && where.line <= static_cast<int>(lines.size())) {
+    const size_t col = lines[where.line - 1].find(path);
+    if (col != std::string::npos && static_cast<int>(col) < where.column)
+      key_where.column = static_cast<int>(col) + 1;
+  }
+  return {
+      key_where,
+      "key " + in_quotes(path) + (table.empty() ? "" : " in [" + table + "]") + " is set twice",
+      first ? "the first is at line " + std::to_string(first) + "; keep one" : "keep one of them"};
+}
+
+}  // namespace
+
+ParseOutcome parse_graph_toml(const std::string& text, const std::filesystem::path& file) {
+  ParseOutcome out;
+  out.spec.file = file;
+  toml::table root;
+  try {
+    root = toml::parse(std::string_view(text), std::string_view(file.string()));
+  } catch (const toml::parse_error& e) {
+    out.syntax_ok = false;
+    out.shards_complete = false;
+    out.diagnostics.push_back(syntax_diagnostic(e, text, file.string()));
+    return out;
+  }
+  Parser(file, out).read(root);
+  return out;
+}
+
+}  // namespace moeflow::graph_detail
