@@ -10,7 +10,8 @@ struct DecodeBenchOptions {
   std::string model;
   std::string dtype = "auto";
   int64_t batch = 1;
-  int64_t tokens = 32;  // decode steps measured
+  int64_t tokens = 32;  // decode steps measured per round
+  int64_t rounds = 3;   // rounds of (bandwidth measurement, timed steps)
   int64_t prompt = 16;  // prompt tokens per sequence before decoding
   uint64_t seed = 0;
 };

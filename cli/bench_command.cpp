@@ -15,7 +15,8 @@ namespace {
 const std::vector<OptionSpec> kDecodeOptions = {
     {"model", "DIR", "checkpoint folder (bench/make_bench_checkpoint.py makes a larger one)", ""},
     {"batch", "B", "sequences decoded together", "1"},
-    {"tokens", "N", "decode steps measured", "32"},
+    {"tokens", "N", "decode steps measured per round", "32"},
+    {"rounds", "R", "rounds, each pairing a bandwidth measurement with N timed steps", "3"},
     {"prompt", "P", "prompt tokens per sequence before decoding", "16"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
 };
@@ -61,9 +62,10 @@ int run_bench(const std::vector<std::string>& argv) {
     o.model = args.require("model");
     o.batch = args.get_int("batch", 1);
     o.tokens = args.get_int("tokens", 32);
+    o.rounds = args.get_int("rounds", 3);
     o.prompt = args.get_int("prompt", 16);
     o.dtype = args.get("dtype", "auto");
-    if (o.batch < 1 || o.tokens < 1 || o.prompt < 1)
+    if (o.batch < 1 || o.tokens < 1 || o.prompt < 1 || o.rounds < 1)
       throw Error("batch, tokens and prompt must be >= 1");
     return bench::run_decode_bench(o);
   }

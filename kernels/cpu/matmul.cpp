@@ -90,7 +90,10 @@ void tile_4w(const float* x, int64_t ldx, const T* w, int64_t k, float* y, int64
     vec wv[NW];
     for (int j = 0; j < NW; ++j) wv[j] = simd::load(w + j * k + i);
     for (int r = 0; r < NX; ++r) {
-      const vec xv = simd::load(x + r * ldx + i);
+      vec xv = simd::load(x + r * ldx + i);
+      // Keep xv in a register: GCC otherwise folds the load into each FMA, and the tile becomes
+      // bound by loads (one per FMA) instead of FMAs.
+      __asm__("" : "+v"(xv));
       for (int j = 0; j < NW; ++j) acc[r][j] = simd::fma(xv, wv[j], acc[r][j]);
     }
   }
