@@ -69,10 +69,18 @@ using step_atom = caf::atom_constant<caf::atom("step")>;          // router: one
 using release_atom = caf::atom_constant<caf::atom("release")>;    // router: free a sequence
 using generate_atom = caf::atom_constant<caf::atom("generate")>;  // scheduler: a request
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // scheduler: next decode step
+using reply_atom = caf::atom_constant<caf::atom("reply")>;        // bridge: a remote reply
+using fail_atom = caf::atom_constant<caf::atom("fail")>;          // bridge: a remote failure
 
 // An expert shard: runs the experts it holds over a batch.
 using expert_shard_actor =
     caf::typed_actor<caf::replies_to<run_atom, TokenBatchPtr>::with<ExpertOutputPtr>>;
+
+// An expert shard on another node, reached through the bridge; the router sees it as an
+// expert_shard_actor.
+using remote_shard_actor =
+    expert_shard_actor::extend<caf::reacts_to<reply_atom, uint64_t, ExpertOutputPtr>,
+                               caf::reacts_to<fail_atom, uint64_t, std::string>>;
 
 // The router: embeddings, attention, gates, KV cache; dispatches rows to shards per layer.
 using router_actor =

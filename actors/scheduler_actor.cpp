@@ -103,10 +103,10 @@ scheduler_actor::behavior_type make_scheduler(
         } catch (const Error& e) {
           return make_moeflow_error(e.what());
         }
-        scheduler_state::Sequence seq{self->state.next_seq_id++, request,
-                                      Sampler(request->sampling), request->prompt,
-                                      GenerationResult{},
-                                      self->make_response_promise<GenerationResultPtr>()};
+        scheduler_state::Sequence seq{
+            self->state.next_seq_id++,  request,
+            Sampler(request->sampling), request->prompt,
+            GenerationResult{},         self->make_response_promise<GenerationResultPtr>()};
         auto promise = seq.promise;
         self->state.running.push_back(std::move(seq));
         self->send(self, tick_atom::value);

@@ -2,9 +2,13 @@
 #include <chrono>
 #include <cstdio>
 
+#include "actors/actor_system_setup.h"
+#include "actors/router_node.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "core/error.h"
+#include "graph/graph.h"
 #include "model/engine.h"
 #include "model/generator.h"
 
@@ -13,6 +17,8 @@ namespace {
 
 const std::vector<OptionSpec> kOptions = {
     {"model", "DIR", "Hugging Face checkpoint folder (config.json + *.safetensors)", ""},
+    {"graph", "FILE", "run as the router node of this deployment graph instead of --model", ""},
+    {"connect-timeout", "MS", "with --graph: how long to wait for the expert nodes", "10000"},
     {"prompt-ids", "IDS", "prompt token ids, comma-separated, e.g. 1,2,3", ""},
     {"max-tokens", "N", "tokens to generate", "16"},
     {"temperature", "T", "sampling temperature; 0 is greedy", "0"},
@@ -23,6 +29,26 @@ const std::vector<OptionSpec> kOptions = {
     {"ignore-eos", "", "keep generating past the end-of-sequence token", ""},
     {"quiet", "", "no loading progress or timing on stderr", ""},
 };
+
+// Runs the request on the router node of a deployment graph: actors in this process, expert
+// shards here or on the graph's other nodes.
+GenerationResult generate_on_graph(const std::string& file, const GenerationRequest& request,
+                                   std::chrono::milliseconds connect_timeout) {
+  const GraphSpec graph = load_graph(file);
+  ActorSystemConfig cfg;
+  caf::actor_system system{cfg};
+  auto node = start_router_node(system, graph, connect_timeout);
+  caf::scoped_actor self{system};
+  GenerationResult result;
+  std::string error;
+  self->request(node->pipeline.scheduler, caf::infinite, generate_atom::value,
+                GenerationRequestPtr(std::make_shared<GenerationRequest>(request)))
+      .receive([&](const GenerationResultPtr& r) { result = *r; },
+               [&](caf::error& err) { error = describe(err); });
+  node.reset();
+  if (!error.empty()) throw Error(error);
+  return result;
+}
 
 }  // namespace
 
@@ -42,13 +68,21 @@ int run_generate(const std::vector<std::string>& argv) {
   validate(request.sampling);
   const bool quiet = args.has("quiet");
 
-  EngineOptions opts;
-  opts.dtype = args.get("dtype", "auto");
-  opts.progress = !quiet;
-  auto engine = Engine::load(args.require("model"), opts);
-
   const auto start = std::chrono::steady_clock::now();
-  const auto results = generate(*engine, {request});
+  std::vector<GenerationResult> results;
+  std::string compute = "actors";
+  if (auto graph = args.get("graph")) {
+    if (args.has("model")) throw Error("give either --model or --graph, not both");
+    results.push_back(generate_on_graph(
+        *graph, request, std::chrono::milliseconds(args.get_int("connect-timeout", 10000))));
+  } else {
+    EngineOptions opts;
+    opts.dtype = args.get("dtype", "auto");
+    opts.progress = !quiet;
+    auto engine = Engine::load(args.require("model"), opts);
+    compute = compute_type_name(engine->compute_type());
+    results = generate(*engine, {request});
+  }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& r = results.front();
@@ -56,8 +90,7 @@ int run_generate(const std::vector<std::string>& argv) {
   std::printf("\n");
   if (!quiet)
     std::fprintf(stderr, "generated %zu tokens in %.3f s (finish: %s, compute %s)\n",
-                 r.tokens.size(), secs, r.finish_reason.c_str(),
-                 compute_type_name(engine->compute_type()).c_str());
+                 r.tokens.size(), secs, r.finish_reason.c_str(), compute.c_str());
   return 0;
 }
 

@@ -15,8 +15,9 @@ constexpr const char* kUsage =
     "Commands:\n"
     "  generate   generate tokens from a Hugging Face MoE checkpoint\n"
     "  inspect    describe a checkpoint: architecture, experts, parameters, memory\n"
-    "  bench      measure decode and prefill speed against this machine's limits\n"
+    "  bench      measure decode, prefill and transport speed against this machine's limits\n"
     "  graph      check a deployment graph (TOML) against its model, or draw it\n"
+    "  serve      run one expert node of a deployment graph (multi-node)\n"
     "\n"
     "Run `moeflow <command> --help` for the options of a command.\n";
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return moeflow::cli::run_inspect(args);
     if (command == "bench") return moeflow::cli::run_bench(args);
     if (command == "graph") return moeflow::cli::run_graph(args);
+    if (command == "serve") return moeflow::cli::run_serve(args);
     std::fprintf(stderr, "moeflow: unknown command \"%s\"\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const moeflow::Error& e) {

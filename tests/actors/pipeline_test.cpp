@@ -9,6 +9,7 @@
 #include "actors/local_pipeline.h"
 #include "core/error.h"
 #include "tests/support/golden.h"
+#include "tests/support/scheduler_client.h"
 
 namespace moeflow {
 namespace {
@@ -24,21 +25,12 @@ class ActorPipeline : public ::testing::TestWithParam<std::string> {
 // All prompts at once through the scheduler: they share router steps.
 std::vector<GenerationResult> generate_all(caf::actor_system& system, const scheduler_actor& s,
                                            const test_support::GoldenFixture& g) {
-  caf::scoped_actor self{system};
-  std::vector<GenerationResult> results(g.prompts.size());
-  // Send every request before waiting for any, so the scheduler batches them into shared steps.
-  using handle_t = decltype(self->request(s, 30s, generate_atom::value, GenerationRequestPtr()));
-  std::vector<handle_t> handles;
-  for (size_t i = 0; i < g.prompts.size(); ++i) {
-    auto req = std::make_shared<GenerationRequest>();
-    req->prompt = g.prompts[i];
-    req->max_tokens = g.decode_steps + 1;
-    handles.push_back(self->request(s, 30s, generate_atom::value, GenerationRequestPtr(req)));
+  std::vector<GenerationResult> results;
+  for (const auto& o : test_support::run_requests(
+           system, s, test_support::greedy_requests(g.prompts, g.decode_steps + 1))) {
+    EXPECT_EQ(o.error, "");
+    results.push_back(o.result);
   }
-  for (size_t i = 0; i < handles.size(); ++i)
-    handles[i].receive(
-        [&results, i](const GenerationResultPtr& r) { results[i] = *r; },
-        [i](caf::error& err) { ADD_FAILURE() << "request " << i << ": " << describe(err); });
   return results;
 }
 

@@ -1,0 +1,250 @@
+#include "actors/bridge.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "actors/actor_system_setup.h"
+#include "transport/handshake.h"
+#include "transport/message_socket.h"
+
+namespace moeflow {
+
+using Clock = std::chrono::steady_clock;
+
+struct Bridge::PeerState {
+  int index = 0;
+  std::unique_ptr<transport::MessageSocket> control, data;
+  bool up = false;
+  Clock::time_point last_seen{}, last_hello{}, last_heartbeat{};
+  std::unordered_map<uint64_t, caf::actor> pending;  // request id -> requesting actor
+};
+
+namespace {
+
+void log(const std::string& line) {
+  std::fprintf(stderr, "bridge: %s\n", line.c_str());
+}
+
+}  // namespace
+
+Bridge::Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::DecodeLimits limits,
+               BridgeTimeouts timeouts)
+    : peers_(std::move(peers)),
+      ours_(std::move(ours)),
+      limits_(limits),
+      timeouts_(timeouts),
+      up_(peers_.size(), false),
+      status_(peers_.size(), "no handshake yet"),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Bridge::~Bridge() {
+  stop_ = true;
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) { /* the thread also polls with a timeout */
+  }
+  thread_.join();
+  close(wake_fd_);
+}
+
+void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, caf::actor reply_to) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!up_[peer]) {
+      caf::anon_send(reply_to, fail_atom::value, request_id,
+                     "node " + peers_[peer].name + " is down: " + status_[peer]);
+      return;
+    }
+    outbox_.push_back({peer, request_id, std::move(batch), std::move(reply_to)});
+  }
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) { /* already signalled */
+  }
+}
+
+bool Bridge::wait_until_up(std::chrono::milliseconds timeout, std::string* why) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      bool all = true;
+      std::string reasons;
+      for (size_t i = 0; i < peers_.size(); ++i) {
+        if (up_[i]) continue;
+        all = false;
+        reasons += (reasons.empty() ? "" : "; ") + peers_[i].name + " (" +
+                   peers_[i].control_endpoint + "): " + status_[i];
+      }
+      if (all) return true;
+      if (Clock::now() >= deadline) {
+        if (why) *why = reasons;
+        return false;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void Bridge::fail_pending(PeerState& p, const std::string& why) {
+  for (auto& [id, actor] : p.pending) caf::anon_send(actor, fail_atom::value, id, why);
+  p.pending.clear();
+}
+
+void Bridge::handle_outbox(std::vector<PeerState>& states) {
+  std::deque<Outgoing> work;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    work.swap(outbox_);
+  }
+  for (Outgoing& o : work) {
+    PeerState& p = states[o.peer];
+    if (!p.up) {
+      caf::anon_send(o.reply_to, fail_atom::value, o.request_id,
+                     "node " + peers_[o.peer].name + " is down");
+      continue;
+    }
+    auto frames =
+        transport::encode_expert_request(o.request_id, o.batch, {ours_.node_id, ours_.graph_hash});
+    if (!p.data->send(std::move(frames))) {
+      caf::anon_send(o.reply_to, fail_atom::value, o.request_id,
+                     "node " + peers_[o.peer].name + ": send queue full");
+      continue;
+    }
+    p.pending.emplace(o.request_id, std::move(o.reply_to));
+  }
+}
+
+void Bridge::handle_control(PeerState& p, const transport::Message& m) {
+  const std::string& name = peers_[p.index].name;
+  p.last_seen = Clock::now();
+  if (m.kind() == transport::MessageKind::hello_ack) {
+    const auto& theirs = std::get<transport::Hello>(m.body);
+    if (auto refusal = transport::check_peer(ours_, theirs)) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      status_[p.index] = *refusal;
+      log(*refusal);
+      return;
+    }
+    if (!p.up) log("node " + name + " is up (handshake done)");
+    p.up = true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    up_[p.index] = true;
+    status_[p.index].clear();
+  } else if (m.kind() == transport::MessageKind::error) {
+    const auto& err = std::get<transport::ErrorMessage>(m.body);
+    // The peer does not know us (it restarted, or refused the handshake): back to hello.
+    if (p.up) fail_pending(p, "node " + name + " lost our session: " + err.text);
+    p.up = false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    up_[p.index] = false;
+    status_[p.index] = "refused: " + err.text;
+    if (err.code == transport::ErrorCode::incompatible_peer)
+      log("node " + name + " refused us: " + err.text);
+  }
+  // heartbeat replies only refresh last_seen
+}
+
+void Bridge::handle_data(PeerState& p, const transport::Message& m) {
+  p.last_seen = Clock::now();
+  auto it = p.pending.find(m.request_id());
+  if (it == p.pending.end()) return;  // late reply to a request that already failed
+  if (m.kind() == transport::MessageKind::expert_reply) {
+    auto& reply = std::get<transport::ExpertReply>(const_cast<transport::Message&>(m).body);
+    auto out = std::make_shared<ExpertOutput>();
+    out->layer = reply.layer;
+    out->rows = std::move(reply.out);
+    out->computed = static_cast<int64_t>(reply.computed_pairs);
+    caf::anon_send(it->second, reply_atom::value, it->first, ExpertOutputPtr(std::move(out)));
+  } else if (m.kind() == transport::MessageKind::error) {
+    caf::anon_send(
+        it->second, fail_atom::value, it->first,
+        "node " + peers_[p.index].name + ": " + std::get<transport::ErrorMessage>(m.body).text);
+  } else {
+    return;
+  }
+  p.pending.erase(it);
+}
+
+void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
+  const std::string& name = peers_[p.index].name;
+  if (p.up && now - p.last_seen > timeouts_.peer_down) {
+    const std::string why = "no answer for " + std::to_string(timeouts_.peer_down.count()) + " ms";
+    log("node " + name + " is down: " + why);
+    p.up = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      up_[p.index] = false;
+      status_[p.index] = why;
+    }
+    fail_pending(p, "node " + name + " is down: " + why);
+  }
+  const transport::Origin origin{ours_.node_id, ours_.graph_hash};
+  if (!p.up && now - p.last_hello >= timeouts_.heartbeat) {
+    p.control->send(transport::encode_hello(ours_));
+    p.last_hello = now;
+  } else if (p.up && now - p.last_heartbeat >= timeouts_.heartbeat) {
+    p.control->send(transport::encode_heartbeat(origin));
+    p.last_heartbeat = now;
+  }
+}
+
+void Bridge::run() {
+  std::vector<PeerState> states(peers_.size());
+  transport::SocketOptions opts;
+  opts.send_high_water_mark = 10000;
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    states[i].index = static_cast<int>(i);
+    states[i].control = std::make_unique<transport::MessageSocket>(
+        context_, zmq::socket_type::dealer, limits_, opts);
+    states[i].data = std::make_unique<transport::MessageSocket>(context_, zmq::socket_type::dealer,
+                                                                limits_, opts);
+    states[i].control->connect(peers_[i].control_endpoint);
+    states[i].data->connect(peers_[i].data_endpoint);
+  }
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+  for (auto& s : states) {
+    items.push_back({s.control->socket().handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({s.data->socket().handle(), 0, ZMQ_POLLIN, 0});
+  }
+  const auto tick =
+      std::chrono::milliseconds(std::max<int64_t>(5, timeouts_.heartbeat.count() / 4));
+  while (!stop_) {
+    try {
+      zmq::poll(items.data(), items.size(), tick);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      uint64_t count;
+      if (read(wake_fd_, &count, sizeof count) < 0) { /* nothing to read */
+      }
+    }
+    handle_outbox(states);
+    for (size_t i = 0; i < states.size(); ++i) {
+      PeerState& p = states[i];
+      while (auto got = p.control->receive(std::chrono::milliseconds(0))) {
+        if (got->result.ok())
+          handle_control(p, *got->result.message);
+        else
+          log("dropped a frame from " + peers_[i].name + " (control): " + got->result.detail);
+      }
+      while (auto got = p.data->receive(std::chrono::milliseconds(0))) {
+        if (got->result.ok())
+          handle_data(p, *got->result.message);
+        else
+          log("dropped a frame from " + peers_[i].name + " (data): " + got->result.detail);
+      }
+      check_liveness(p, Clock::now());
+    }
+  }
+  for (auto& p : states) {
+    fail_pending(p, "bridge shutting down");
+    p.control->send(transport::encode_bye({ours_.node_id, ours_.graph_hash}));
+  }
+}
+
+}  // namespace moeflow

@@ -1,0 +1,83 @@
+#pragma once
+// bridge (router side): one I/O thread that owns the ZeroMQ sockets to every remote node, moves
+// expert requests out and replies back, says hello (protocol version, graph and model hash) and
+// keeps each peer's heartbeat. A peer that stops answering is marked down after peer_down_ms;
+// its outstanding requests fail at once and new ones fail until it is back.
+//
+// Actors hand it requests with submit() (thread-safe); it answers the given actor with
+// (reply_atom, request_id, ExpertOutputPtr) or (fail_atom, request_id, message).
+#include <caf/all.hpp>
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/messages.h"
+#include "transport/frame_counters.h"
+#include "transport/wire_format.h"
+
+namespace moeflow {
+
+struct BridgePeer {
+  std::string name;
+  std::string control_endpoint;  // "tcp://host:port"
+  std::string data_endpoint;
+};
+
+struct BridgeTimeouts {
+  std::chrono::milliseconds heartbeat{500};
+  std::chrono::milliseconds peer_down{2000};
+};
+
+class Bridge {
+ public:
+  Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::DecodeLimits limits,
+         BridgeTimeouts timeouts);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  void submit(int peer, uint64_t request_id, TokenBatchPtr batch, caf::actor reply_to);
+  // Waits until every peer has completed the handshake. False (with the reasons, one per peer
+  // still down) when the timeout passes first.
+  bool wait_until_up(std::chrono::milliseconds timeout, std::string* why);
+  const std::vector<BridgePeer>& peers() const { return peers_; }
+
+ private:
+  struct Outgoing {
+    int peer;
+    uint64_t request_id;
+    TokenBatchPtr batch;
+    caf::actor reply_to;
+  };
+  struct PeerState;
+
+  void run();
+  void handle_outbox(std::vector<PeerState>& states);
+  void handle_control(PeerState& p, const transport::Message& m);
+  void handle_data(PeerState& p, const transport::Message& m);
+  void check_liveness(PeerState& p, std::chrono::steady_clock::time_point now);
+  void fail_pending(PeerState& p, const std::string& why);
+
+  std::vector<BridgePeer> peers_;
+  transport::Hello ours_;
+  transport::DecodeLimits limits_;
+  BridgeTimeouts timeouts_;
+
+  std::mutex mutex_;
+  std::deque<Outgoing> outbox_;
+  std::vector<bool> up_;             // guarded by mutex_
+  std::vector<std::string> status_;  // why a peer is down; guarded by mutex_
+  int wake_fd_ = -1;                 // eventfd: submit() wakes the I/O thread
+  std::atomic<bool> stop_{false};
+  zmq::context_t context_{1};
+  std::thread thread_;
+};
+
+}  // namespace moeflow

@@ -1,0 +1,234 @@
+#include "actors/expert_node.h"
+
+#include <cstdio>
+#include <set>
+#include <zmq.hpp>
+
+#include "actors/actor_system_setup.h"
+#include "actors/expert_shard_actor.h"
+#include "core/error.h"
+#include "model/dispatch.h"
+#include "model/model_hash.h"
+#include "transport/endpoint.h"
+#include "transport/handshake.h"
+#include "transport/message_socket.h"
+
+namespace moeflow {
+namespace {
+
+void log(const std::string& node, const std::string& line) {
+  std::fprintf(stderr, "node %s: %s\n", node.c_str(), line.c_str());
+  std::fflush(stderr);
+}
+
+struct LocalShards {
+  std::vector<expert_shard_actor> actors;
+  std::vector<std::string> names;
+  std::vector<std::vector<int>> owner;  // [layer][expert] -> local shard index or -1
+};
+
+LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, const ModelConfig& cfg,
+                              const std::string& node) {
+  LocalShards local;
+  local.owner.assign(cfg.num_layers, std::vector<int>(cfg.num_experts, -1));
+  for (const ShardSpec* s : g.shards_on(node)) {
+    log(node, "loading shard " + s->name + "...");
+    auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
+        g.model.path, g.model.dtype, [s](int64_t l, int64_t e) { return s->owns(l, e); }, {}));
+    log(node,
+        "shard " + s->name + ": " + std::to_string(shard->expert_count()) + " experts loaded");
+    const int index = static_cast<int>(local.actors.size());
+    for (int64_t l = 0; l < cfg.num_layers; ++l)
+      for (int64_t e = 0; e < cfg.num_experts; ++e)
+        if (local.owner[l][e] < 0 && shard->holds(l, e)) local.owner[l][e] = index;
+    local.actors.push_back(system.spawn(make_expert_shard, std::move(shard)));
+    local.names.push_back(s->name);
+  }
+  return local;
+}
+
+class ExpertNodeServer {
+ public:
+  ExpertNodeServer(const GraphSpec& g, const ExpertNodeOptions& opts)
+      : g_(g),
+        node_(opts.node),
+        stop_(opts.stop),
+        cfg_(load_model_config(g.model.path)),
+        system_(system_config_) {
+    const NodeSpec* spec = g.find_node(node_);
+    if (!spec) throw Error("node " + node_ + " is not in " + g.file.string());
+    spec_ = *spec;
+    if (spec_.router)
+      throw Error("node " + node_ +
+                  " runs the router: drive it with `moeflow generate --graph` (the HTTP "
+                  "gateway arrives in a later milestone)");
+    ours_.node_name = node_;
+    ours_.node_id = node_index();
+    ours_.graph_hash = graph_hash(g);
+    ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
+    local_ = load_local_shards(system_, g, cfg_, node_);
+    limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
+    limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
+    limits_.num_experts = static_cast<uint32_t>(cfg_.num_experts);
+    limits_.max_top_k = static_cast<uint32_t>(cfg_.top_k);
+  }
+
+  ~ExpertNodeServer() {
+    for (const auto& a : local_.actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
+
+  void serve() {
+    zmq::context_t context(1);
+    transport::MessageSocket control(context, zmq::socket_type::router, limits_);
+    transport::MessageSocket data(context, zmq::socket_type::router, limits_);
+    try {
+      control.bind(transport::tcp_endpoint(spec_.host, spec_.control_port));
+      data.bind(transport::tcp_endpoint(spec_.host, spec_.data_port));
+    } catch (const zmq::error_t& e) {
+      throw Error("node " + node_ + ": cannot listen on " + spec_.host + " ports " +
+                  std::to_string(spec_.control_port) + "/" + std::to_string(spec_.data_port) +
+                  ": " + e.what());
+    }
+    log(node_, "serving " + std::to_string(local_.actors.size()) + " shard(s) on " + spec_.host +
+                   " (control " + std::to_string(spec_.control_port) + ", data " +
+                   std::to_string(spec_.data_port) + "), graph " +
+                   transport::format_hash(ours_.graph_hash) + ", model " +
+                   transport::format_hash(ours_.model_hash));
+    zmq::pollitem_t items[] = {{control.socket().handle(), 0, ZMQ_POLLIN, 0},
+                               {data.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    while (!stop_ || !stop_->load()) {
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(100));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;  // a signal: loop and look at the stop flag
+      }
+      while (auto got = control.receive(std::chrono::milliseconds(0))) on_control(control, *got);
+      while (auto got = data.receive(std::chrono::milliseconds(0))) on_data(data, *got);
+    }
+    log(node_, "stopping; dropped frames: control " +
+                   std::to_string(control.counters().drops_total()) + ", data " +
+                   std::to_string(data.counters().drops_total()));
+  }
+
+ private:
+  uint32_t node_index() const {
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (g_.nodes[i].name == node_) return static_cast<uint32_t>(i);
+    return 0;
+  }
+
+  void on_control(transport::MessageSocket& socket, const transport::Received& got) {
+    if (!got.result.ok()) {
+      log(node_, "dropped a control frame: " + got.result.detail);
+      return;
+    }
+    const transport::Message& m = *got.result.message;
+    const transport::Origin origin{ours_.node_id, ours_.graph_hash};
+    switch (m.kind()) {
+      case transport::MessageKind::hello: {
+        const auto& theirs = std::get<transport::Hello>(m.body);
+        if (auto refusal = transport::check_peer(ours_, theirs)) {
+          log(node_, "refusing " + theirs.node_name + ": " + *refusal);
+          socket.send_to(got.routing_id,
+                         transport::encode_error(0, transport::ErrorCode::incompatible_peer,
+                                                 *refusal, origin));
+          return;
+        }
+        if (peers_.insert(got.routing_id).second)
+          log(node_, "peer " + theirs.node_name + " connected");
+        socket.send_to(got.routing_id, transport::encode_hello_ack(ours_));
+        return;
+      }
+      case transport::MessageKind::heartbeat:
+        if (peers_.count(got.routing_id))
+          socket.send_to(got.routing_id, transport::encode_heartbeat(origin));
+        else
+          socket.send_to(got.routing_id,
+                         transport::encode_error(0, transport::ErrorCode::bad_request,
+                                                 "unknown peer: say hello first", origin));
+        return;
+      case transport::MessageKind::bye:
+        peers_.erase(got.routing_id);
+        return;
+      default:
+        log(node_, "ignored a " + std::string(transport::message_kind_name(m.kind())) +
+                       " message on the control port");
+    }
+  }
+
+  void on_data(transport::MessageSocket& socket, transport::Received& got) {
+    if (!got.result.ok()) {
+      log(node_, "dropped a data frame: " + got.result.detail);
+      return;
+    }
+    transport::Message& m = *got.result.message;
+    const transport::Origin origin{ours_.node_id, ours_.graph_hash};
+    if (m.kind() != transport::MessageKind::expert_request) {
+      log(node_, "ignored a " + std::string(transport::message_kind_name(m.kind())) +
+                     " message on the data port");
+      return;
+    }
+    auto reply_error = [&](transport::ErrorCode code, const std::string& text) {
+      log(node_, "request " + std::to_string(m.request_id()) + " failed: " + text);
+      socket.send_to(got.routing_id, transport::encode_error(m.request_id(), code, text, origin));
+    };
+    if (m.header.graph_hash != ours_.graph_hash)
+      return reply_error(transport::ErrorCode::incompatible_peer,
+                         "request for graph " + transport::format_hash(m.header.graph_hash) +
+                             ", this node runs " + transport::format_hash(ours_.graph_hash));
+    const TokenBatch& batch = std::get<TokenBatch>(m.body);
+    std::string problem;
+    auto slices =
+        split_batch(batch, static_cast<int>(local_.actors.size()), [&](int64_t layer, int32_t e) {
+          if (e < 0) return -1;  // a pair for another node
+          const int owner = local_.owner[layer][e];
+          if (owner < 0 && problem.empty())
+            problem = "expert " + std::to_string(e) + " of layer " + std::to_string(layer) +
+                      " is not on node " + node_;
+          return owner;
+        });
+    if (!problem.empty()) return reply_error(transport::ErrorCode::bad_request, problem);
+    transport::ExpertReply reply;
+    reply.layer = batch.layer;
+    reply.hidden_size = batch.hidden_size;
+    reply.out.assign(batch.size() * batch.hidden_size, 0.0f);
+    caf::scoped_actor self{system_};
+    for (auto& slice : slices) {
+      auto sub = std::make_shared<const TokenBatch>(std::move(slice.batch));
+      std::string failure;
+      self->request(local_.actors[slice.holder], std::chrono::milliseconds(g_.timeouts.request_ms),
+                    run_atom::value, TokenBatchPtr(sub))
+          .receive(
+              [&](const ExpertOutputPtr& out) {
+                add_slice_output(slice, out->rows.data(), reply.out.data());
+                reply.computed_pairs += static_cast<uint64_t>(out->computed);
+              },
+              [&](caf::error& err) { failure = describe(err); });
+      if (!failure.empty())
+        return reply_error(transport::ErrorCode::internal,
+                           "shard " + local_.names[slice.holder] + ": " + failure);
+    }
+    socket.send_to(got.routing_id, transport::encode_expert_reply(m.request_id(), reply, origin));
+  }
+
+  const GraphSpec& g_;
+  std::string node_;
+  const std::atomic<bool>* stop_;
+  ModelConfig cfg_;
+  NodeSpec spec_;
+  ActorSystemConfig system_config_;
+  caf::actor_system system_;
+  LocalShards local_;
+  transport::Hello ours_;
+  transport::DecodeLimits limits_;
+  std::set<std::string> peers_;  // control routing ids that completed the handshake
+};
+
+}  // namespace
+
+void run_expert_node(const GraphSpec& graph, const ExpertNodeOptions& options) {
+  ExpertNodeServer server(graph, options);
+  server.serve();
+}
+
+}  // namespace moeflow
