@@ -7,6 +7,7 @@ DEBIAN_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libopenblas-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libtomlplusplus-dev libzmq3-dev cppzmq-dev libcaf-dev
+  iproute2 python3
 )
 
 missing=()
