@@ -67,6 +67,7 @@ class ExpertNodeServer {
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
     local_ = load_local_shards(system_, g, cfg_, node_);
+    self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
     limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
     limits_.num_experts = static_cast<uint32_t>(cfg_.num_experts);
@@ -74,6 +75,7 @@ class ExpertNodeServer {
   }
 
   ~ExpertNodeServer() {
+    self_.reset();
     for (const auto& a : local_.actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 
@@ -192,11 +194,11 @@ class ExpertNodeServer {
     reply.layer = batch.layer;
     reply.hidden_size = batch.hidden_size;
     reply.out.assign(batch.size() * batch.hidden_size, 0.0f);
-    caf::scoped_actor self{system_};
     for (auto& slice : slices) {
       auto sub = std::make_shared<const TokenBatch>(std::move(slice.batch));
       std::string failure;
-      self->request(local_.actors[slice.holder], std::chrono::milliseconds(g_.timeouts.request_ms),
+      (*self_)
+          ->request(local_.actors[slice.holder], std::chrono::milliseconds(g_.timeouts.request_ms),
                     run_atom::value, TokenBatchPtr(sub))
           .receive(
               [&](const ExpertOutputPtr& out) {
@@ -219,6 +221,7 @@ class ExpertNodeServer {
   ActorSystemConfig system_config_;
   caf::actor_system system_;
   LocalShards local_;
+  std::unique_ptr<caf::scoped_actor> self_;  // the I/O thread's handle for asking the shards
   transport::Hello ours_;
   transport::DecodeLimits limits_;
   std::set<std::string> peers_;  // control routing ids that completed the handshake

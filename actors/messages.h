@@ -33,6 +33,9 @@ struct StepRequest {
 struct StepResult {
   std::vector<float> logits;
   int64_t vocab = 0;
+  // Per MoE layer: microseconds from dispatching the layer's rows to the last shard's reply
+  // (expert compute plus, for remote shards, the network round trip).
+  std::vector<double> layer_wait_us;
 };
 
 using TokenBatchPtr = std::shared_ptr<const TokenBatch>;

@@ -21,6 +21,7 @@ void finish_step(self_ptr self, const std::string& error) {
     result->vocab = st.model->config().vocab_size;
     result->logits.resize(st.plan.output_rows.size() * result->vocab);
     st.model->stage().logits(st.hidden.data(), st.plan.output_rows, result->logits.data());
+    result->layer_wait_us = std::move(st.layer_wait_us);
     st.current.promise.deliver(StepResultPtr(std::move(result)));
   } else {
     // Roll back what this step appended to the caches; the sequences stay usable.
@@ -36,6 +37,9 @@ void finish_step(self_ptr self, const std::string& error) {
 void on_layer_done(self_ptr self) {
   auto& st = self->state;
   if (!st.failure.empty()) return finish_step(self, st.failure);
+  st.layer_wait_us.push_back(
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - st.dispatched)
+          .count());
   const int64_t d = st.model->config().hidden_size;
   st.routed.assign(st.batch.size() * d, 0.0f);
   for (size_t i = 0; i < st.slices.size(); ++i)
@@ -57,6 +61,7 @@ void dispatch_layer(self_ptr self) {
   st.outputs.assign(st.slices.size(), nullptr);
   st.outstanding = static_cast<int>(st.slices.size());
   st.failure.clear();
+  st.dispatched = std::chrono::steady_clock::now();
   if (st.outstanding == 0) return on_layer_done(self);
   for (size_t i = 0; i < st.slices.size(); ++i) {
     auto batch = std::make_shared<TokenBatch>(std::move(st.slices[i].batch));
@@ -109,6 +114,7 @@ void start_next(self_ptr self) {
     return finish_step(self, e.what());
   }
   st.layer = 0;
+  st.layer_wait_us.clear();
   run_layers(self);
 }
 

@@ -49,6 +49,8 @@ struct router_state {
   std::vector<ExpertOutputPtr> outputs;
   int outstanding = 0;
   std::string failure;  // first error of the current layer
+  std::chrono::steady_clock::time_point dispatched;
+  std::vector<double> layer_wait_us;
 };
 
 router_actor::behavior_type make_router(router_actor::stateful_pointer<router_state> self,

@@ -1,8 +1,9 @@
-// `moeflow bench decode|prefill|machine|transport`: throughput against this machine's physical
+// `moeflow bench decode|prefill|machine|transport|nodes`: throughput against this machine's physical
 // limits.
 #include <cstdio>
 
 #include "bench/engine_bench.h"
+#include "bench/nodes_bench.h"
 #include "bench/transport_bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -19,6 +20,11 @@ const std::vector<OptionSpec> kDecodeOptions = {
     {"rounds", "R", "rounds, each pairing a bandwidth measurement with N timed steps", "3"},
     {"prompt", "P", "prompt tokens per sequence before decoding", "16"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
+};
+const std::vector<OptionSpec> kNodesOptions = {
+    {"model", "DIR", "checkpoint folder", ""},
+    {"batch", "B", "sequences decoded together", "1"},
+    {"tokens", "N", "decode steps timed per configuration", "32"},
 };
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
@@ -38,11 +44,12 @@ const std::vector<OptionSpec> kTransportOptions = {
 };
 
 constexpr const char* kUsage =
-    "Usage: moeflow bench <decode|prefill|machine|transport> [options]\n\n"
+    "Usage: moeflow bench <decode|prefill|machine|transport|nodes> [options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
     "  machine    this machine's measured read bandwidth and FMA peak\n"
-    "  transport  TokenBatch round trips between two processes vs raw TCP\n";
+    "  transport  TokenBatch round trips between two processes vs raw TCP\n"
+    "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per layer hop\n";
 
 }  // namespace
 
@@ -81,6 +88,20 @@ int run_bench(const std::vector<std::string>& argv) {
     o.dtype = args.get("dtype", "auto");
     if (o.tokens < 1 || o.repeats < 1) throw Error("tokens and repeats must be >= 1");
     return bench::run_prefill_bench(o);
+  }
+  if (what == "nodes") {
+    if (print_help_if_asked(rest, "moeflow bench nodes --model DIR [options]",
+                            "Decode through the actors with experts on 1, 2 and 3 nodes "
+                            "(processes on loopback) and the latency per layer hop.",
+                            kNodesOptions))
+      return 0;
+    const Args args(rest, kNodesOptions);
+    bench::NodesBenchOptions o;
+    o.model = args.require("model");
+    o.batch = args.get_int("batch", 1);
+    o.tokens = args.get_int("tokens", 32);
+    if (o.batch < 1 || o.tokens < 1) throw Error("batch and tokens must be >= 1");
+    return bench::run_nodes_bench(o);
   }
   if (what == "machine") return bench::run_machine_bench();
   if (what == "transport") {

@@ -3,6 +3,11 @@
 #include <cctype>
 #include <charconv>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "core/error.h"
 
 namespace moeflow::transport {
@@ -69,6 +74,20 @@ TcpEndpoint parse_tcp_endpoint(std::string_view text) {
     throw fail("port \"" + std::string(port) + "\" is not 1..65535 or *");
   endpoint.port = static_cast<uint16_t>(value);
   return endpoint;
+}
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("free_loopback_port: socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  close(fd);
+  if (!ok) throw Error("free_loopback_port: no port available on 127.0.0.1");
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace moeflow::transport

@@ -21,4 +21,8 @@ inline std::string tcp_endpoint(std::string_view host, uint16_t port) {
 // Parses "tcp://host:port" (port "*" = 0); throws moeflow::Error quoting the text and the problem.
 TcpEndpoint parse_tcp_endpoint(std::string_view text);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), for tests and
+// benchmarks that start their own nodes.
+int free_loopback_port();
+
 }  // namespace moeflow::transport

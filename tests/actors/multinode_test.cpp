@@ -13,17 +13,17 @@
 
 #include "actors/actor_system_setup.h"
 #include "actors/router_node.h"
-#include "tests/support/child_process.h"
+#include "core/child_process.h"
 #include "tests/support/golden.h"
 #include "tests/support/scheduler_client.h"
 #include "tests/support/temp_dir.h"
+#include "transport/endpoint.h"
 #include "transport/wire_format.h"
 
 namespace moeflow {
 namespace {
 
 using namespace std::chrono_literals;
-using test_support::ChildProcess;
 
 struct Ports {
   int router_control, router_data, a_control, a_data, b_control, b_data;
@@ -54,8 +54,9 @@ class ThreeNodes : public ::testing::Test {
     int experts = 0;
     for (const char* key : {"num_local_experts", "num_experts", "n_routed_experts"})
       if (cfg.contains(key)) experts = cfg[key].get<int>();
-    ports_ = {test_support::free_port(), test_support::free_port(), test_support::free_port(),
-              test_support::free_port(), test_support::free_port(), test_support::free_port()};
+    ports_ = {transport::free_loopback_port(), transport::free_loopback_port(),
+              transport::free_loopback_port(), transport::free_loopback_port(),
+              transport::free_loopback_port(), transport::free_loopback_port()};
     graph_file_ = write_graph(temp_.path(), golden_.dir, experts, ports_);
     node_a_ = start_node("experts-a");
     node_b_ = start_node("experts-b");
@@ -181,8 +182,9 @@ TEST_F(ThreeNodes, BadFramesAreDroppedAndTheNodeKeepsServing) {
 
 TEST(ThreeNodesStartup, UnreachableNodeIsNamedAtStart) {
   test_support::TempDir temp;
-  const Ports p{test_support::free_port(), test_support::free_port(), test_support::free_port(),
-                test_support::free_port(), test_support::free_port(), test_support::free_port()};
+  const Ports p{transport::free_loopback_port(), transport::free_loopback_port(),
+                transport::free_loopback_port(), transport::free_loopback_port(),
+                transport::free_loopback_port(), transport::free_loopback_port()};
   const auto file = write_graph(temp.path(), test_support::golden_dir("mixtral"), 8, p);
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
@@ -194,6 +196,62 @@ TEST(ThreeNodesStartup, UnreachableNodeIsNamedAtStart) {
     EXPECT_NE(what.find("experts-a"), std::string::npos) << what;
     EXPECT_NE(what.find("experts-b"), std::string::npos) << what;
   }
+}
+
+}  // namespace
+}  // namespace moeflow
+
+namespace moeflow {
+namespace {
+
+// A node started from a different graph refuses the handshake, and the router names why.
+TEST(ThreeNodesStartup, GraphMismatchIsRefusedByName) {
+  test_support::TempDir temp;
+  const Ports p{transport::free_loopback_port(), transport::free_loopback_port(),
+                transport::free_loopback_port(), transport::free_loopback_port(),
+                transport::free_loopback_port(), transport::free_loopback_port()};
+  const auto file = write_graph(temp.path(), test_support::golden_dir("mixtral"), 8, p);
+  // The same topology with another request timeout: another graph hash.
+  std::filesystem::create_directories(temp.path() / "other");
+  const auto other = write_graph(temp.path() / "other", test_support::golden_dir("mixtral"), 8, p);
+  { std::ofstream(other, std::ios::app) << "\n[api]\nport = 8123\n"; }
+  ChildProcess a(MOEFLOW_BINARY, {"serve", "--graph", other, "--node", "experts-a"},
+                 temp.path() / "a.log");
+  ChildProcess b(MOEFLOW_BINARY, {"serve", "--graph", file, "--node", "experts-b"},
+                 temp.path() / "b.log");
+  ActorSystemConfig cfg;
+  caf::actor_system system{cfg};
+  try {
+    start_router_node(system, load_graph(file), 3s);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("experts-a"), std::string::npos) << what;
+    EXPECT_NE(what.find("graph hash"), std::string::npos) << what;
+    EXPECT_EQ(what.find("experts-b"), std::string::npos) << what;  // b runs our graph
+  }
+}
+
+// The committed example, as an operator runs it: one `moeflow` process per node.
+TEST(CommittedConfigs, ThreeNodeExampleRunsAsThreeProcesses) {
+  test_support::TempDir temp;
+  const std::string graph = std::string(MOEFLOW_SOURCE_DIR) + "/configs/three-node.toml";
+  ChildProcess a(MOEFLOW_BINARY, {"serve", "--graph", graph, "--node", "experts-a"},
+                 temp.path() / "a.log");
+  ChildProcess b(MOEFLOW_BINARY, {"serve", "--graph", graph, "--node", "experts-b"},
+                 temp.path() / "b.log");
+  const auto g = test_support::load_golden("mixtral");
+  std::string prompt, want;
+  for (size_t i = 0; i < g.prompts[2].size(); ++i)
+    prompt += (i ? "," : "") + std::to_string(g.prompts[2][i]);
+  for (size_t i = 0; i < g.greedy[2].size(); ++i)
+    want += (i ? "," : "") + std::to_string(g.greedy[2][i]);
+  ChildProcess router(MOEFLOW_BINARY,
+                      {"generate", "--quiet", "--graph", graph, "--prompt-ids", prompt,
+                       "--max-tokens", std::to_string(g.greedy[2].size())},
+                      temp.path() / "router.log");
+  EXPECT_EQ(router.wait(), 0) << router.log() << a.log() << b.log();
+  EXPECT_NE(router.log().find(want + "\n"), std::string::npos) << router.log();
 }
 
 }  // namespace

@@ -1,13 +1,13 @@
 #pragma once
-// A child process of the test (e.g. `moeflow serve`), its output going to a log file; killed
-// (SIGKILL) when the handle is destroyed if still running.
+// A child process (e.g. a `moeflow serve` node started by a test or a benchmark), its output
+// going to a log file; killed (SIGKILL) when the handle is destroyed if still running.
 #include <sys/types.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
-namespace moeflow::test_support {
+namespace moeflow {
 
 class ChildProcess {
  public:
@@ -28,7 +28,4 @@ class ChildProcess {
   std::filesystem::path log_file_;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick).
-int free_port();
-
-}  // namespace moeflow::test_support
+}  // namespace moeflow
