@@ -1,4 +1,5 @@
 #include "bench/engine_bench.h"
+#include "bench/bench_clock.h"
 
 #include <omp.h>
 
@@ -18,18 +19,6 @@
 
 namespace moeflow::bench {
 namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
 
 void print_header(const std::string& title, const Engine& engine) {
   std::printf("## %s\n\n", title.c_str());

@@ -1,4 +1,5 @@
 #include "bench/transport_bench.h"
+#include "bench/bench_clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,18 +41,6 @@ using transport::MessageSocket;
 
 constexpr auto kReplyTimeout = 10000ms;           // only reached when the other process is gone
 constexpr size_t kStreamChunk = size_t{4} << 20;  // write size of the one-way stream
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
 
 Error sys_error(const std::string& what) {
   return Error("transport bench: " + what + ": " + std::strerror(errno));

@@ -1,37 +1,20 @@
 // The `moeflow` binary as a user runs it: help, generate, inspect, and clear errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <sstream>
 #include <string>
 
 #include "tests/support/golden.h"
+#include "tests/support/run_command.h"
 
 namespace moeflow {
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using test_support::contains;
+using Result = test_support::CommandResult;
 
 Result run(const std::string& args) {
-  Result r;
-  const std::string cmd = std::string(MOEFLOW_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), got);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
+  return test_support::run_command(std::string(MOEFLOW_BINARY) + " " + args);
 }
 
 std::string join(const std::vector<int32_t>& ids) {
@@ -63,7 +46,8 @@ TEST(Cli, GenerateGreedyPrintsTheReferenceTokens) {
 }
 
 TEST(Cli, SampledGenerationIsReproducibleWithASeed) {
-  const std::string args = "generate --quiet --model " + test_support::golden_dir("mixtral").string() +
+  const std::string args = "generate --quiet --model " +
+                           test_support::golden_dir("mixtral").string() +
                            " --prompt-ids 1,2,3 --max-tokens 12 --temperature 1.0 --top-p 0.9 ";
   const Result a = run(args + "--seed 7"), b = run(args + "--seed 7"), c = run(args + "--seed 8");
   EXPECT_EQ(a.exit_code, 0) << a.output;

@@ -1,39 +1,21 @@
 // `moeflow graph check|dot` as an operator runs them, and the committed configs/ checking clean.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 
 #include "graph/graph.h"
 #include "tests/graph/graph_test_util.h"
+#include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
 namespace moeflow {
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using test_support::contains;
+using Result = test_support::CommandResult;
 
 // Runs the binary from the repository root, so that paths look as they do to an operator.
 Result run(const std::string& args) {
-  Result r;
-  const std::string cmd =
-      "cd '" + std::string(MOEFLOW_SOURCE_DIR) + "' && '" + MOEFLOW_BINARY + "' " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), got);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
+  return test_support::run_command("cd '" + std::string(MOEFLOW_SOURCE_DIR) + "' && '" +
+                                   MOEFLOW_BINARY + "' " + args);
 }
 
 TEST(GraphConfigs, CommittedConfigsCheckClean) {
