@@ -73,7 +73,11 @@ using release_atom = caf::atom_constant<caf::atom("release")>;    // router: fre
 using generate_atom = caf::atom_constant<caf::atom("generate")>;  // scheduler: a request
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // scheduler: next decode step
 using reply_atom = caf::atom_constant<caf::atom("reply")>;        // bridge: a remote reply
-using fail_atom = caf::atom_constant<caf::atom("fail")>;          // bridge: a remote failure
+using fail_atom = caf::atom_constant<caf::atom("fail")>;          // a remote or stream failure
+using stream_atom = caf::atom_constant<caf::atom("stream")>;      // scheduler: streamed request
+using token_atom = caf::atom_constant<caf::atom("token")>;        // stream: one new token
+using done_atom = caf::atom_constant<caf::atom("done")>;          // stream: finished
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;      // scheduler: drop a request
 
 // An expert shard: runs the experts it holds over a batch.
 using expert_shard_actor =
@@ -91,8 +95,15 @@ using router_actor =
                      caf::reacts_to<release_atom, uint64_t>>;
 
 // The scheduler: batches generation requests into router steps (continuous batching).
+// Streaming: (stream_atom, id, request, sink) makes the scheduler send the sink
+// (token_atom, id, token) for each generated token, then (done_atom, id, result) or
+// (fail_atom, id, message). (cancel_atom, id) drops a streamed request and frees its cache.
 using scheduler_actor = caf::typed_actor<
     caf::replies_to<generate_atom, GenerationRequestPtr>::with<GenerationResultPtr>,
-    caf::reacts_to<tick_atom>>;
+    caf::reacts_to<stream_atom, uint64_t, GenerationRequestPtr, caf::actor>,
+    caf::reacts_to<cancel_atom, uint64_t>, caf::reacts_to<tick_atom>>;
+
+// Why a request was refused before it ran: the HTTP layer maps these to status codes.
+inline constexpr const char* kOverloadedPrefix = "overloaded: ";
 
 }  // namespace moeflow

@@ -1,10 +1,14 @@
 #pragma once
-// scheduler: takes generation requests and drives decode steps on the router. Continuous
-// batching in its simplest form: every step carries every running sequence (new ones with their
-// prompt, the others with their last token); requests that arrive during a step join the next
-// one, finished ones leave. A failed step ends the requests in it with the error.
+// scheduler: takes generation requests and drives steps on the router (continuous batching).
+// Every step carries every running sequence: decoding ones with their last token, new ones with
+// a chunk of their prompt (at most `prefill_chunk` prompt tokens per step in all, so that running
+// streams do not stall behind a long prompt). Requests wait in a queue while the batch is full
+// or the KV-cache budget is used up; a full queue refuses new requests at once
+// ("overloaded: ..."). Finished and cancelled sequences leave and free their caches. A failed
+// step ends the requests in it with the error; the others go on.
 #include <caf/all.hpp>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -16,6 +20,10 @@ namespace moeflow {
 
 struct SchedulerOptions {
   caf::timespan step_timeout = std::chrono::seconds(30);
+  int64_t max_running = 64;          // sequences in one step
+  int64_t max_waiting = 256;         // queued requests beyond that; more are refused
+  int64_t kv_budget_tokens = 65536;  // prompt + max_tokens summed over running sequences
+  int64_t prefill_chunk = 512;       // prompt tokens per step, over all sequences
 };
 
 struct scheduler_state {
@@ -27,15 +35,21 @@ struct scheduler_state {
     uint64_t seq_id = 0;
     GenerationRequestPtr request;
     Sampler sampler;
-    std::vector<int32_t> next;  // tokens to feed in the next step
+    std::vector<int32_t> pending;  // tokens not yet fed to the model (prompt chunks, last token)
     GenerationResult result;
+    // Where the result goes: a response promise, or a stream sink with the caller's id.
     caf::typed_response_promise<GenerationResultPtr> promise;
+    caf::actor sink;
+    uint64_t stream_id = 0;
+    bool cancelled = false;
   };
 
   router_actor router;
   ModelConfig config;
   SchedulerOptions options;
+  std::deque<Sequence> waiting;
   std::vector<Sequence> running;
+  int64_t kv_reserved = 0;
   bool stepping = false;
   uint64_t next_seq_id = 1;
 };
