@@ -88,6 +88,11 @@ bool Bridge::wait_until_up(std::chrono::milliseconds timeout, std::string* why) 
   }
 }
 
+std::string Bridge::down_reasons() {
+  std::string why;
+  return wait_until_up(std::chrono::milliseconds(0), &why) ? "" : why;
+}
+
 void Bridge::fail_pending(PeerState& p, const std::string& why) {
   for (auto& [id, actor] : p.pending) caf::anon_send(actor, fail_atom::value, id, why);
   p.pending.clear();

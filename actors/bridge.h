@@ -48,6 +48,8 @@ class Bridge {
   // still down) when the timeout passes first.
   bool wait_until_up(std::chrono::milliseconds timeout, std::string* why);
   const std::vector<BridgePeer>& peers() const { return peers_; }
+  // Empty when every peer is up, else why not (one entry per peer that is down).
+  std::string down_reasons();
 
  private:
   struct Outgoing {

@@ -7,7 +7,7 @@ DEBIAN_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libopenblas-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libtomlplusplus-dev libzmq3-dev cppzmq-dev libcaf-dev
-  iproute2 python3
+  libcpp-httplib-dev iproute2 python3 python3-venv
 )
 
 missing=()
@@ -20,4 +20,14 @@ if ((${#missing[@]})); then
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python tools for the API tests (the official openai client, pytest), in a venv kept between
+# runs so CI installs them once per machine.
+VENV="${MOEFLOW_PY_VENV:-$HOME/.cache/moeflow/venv}"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import openai, pytest, httpx" 2>/dev/null; then
+  echo "setup: installing the Python test tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q openai pytest httpx
 fi
