@@ -31,6 +31,8 @@ HttpServer::HttpServer(caf::actor_system& system, scheduler_actor scheduler, con
       server_(std::make_unique<httplib::Server>()) {
   const int threads = options_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Without it Nagle + delayed ACK hold each streamed chunk back for ~40 ms.
+  server_->set_tcp_nodelay(true);
   install_routes();
 }
 
