@@ -41,7 +41,7 @@ TEST(GraphCommand, CheckPrintsASummary) {
             "configs/three-node.toml: ok (3 nodes, 2 shards, 3 layers x 8 experts covered)\n");
   r = run("graph check configs/local.toml");
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output, "configs/local.toml: ok (1 node, 1 shard, 3 layers x 8 experts covered)\n");
+  EXPECT_EQ(r.output, "configs/local.toml: ok (1 node, 1 shard, 4 layers x 8 experts covered)\n");
 }
 
 TEST(GraphCommand, CheckListsEveryProblemWithLocationAndHint) {
