@@ -66,8 +66,13 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
   router_options.shard_timeout = std::chrono::milliseconds(g.timeouts.request_ms);
   node->pipeline.router = system.spawn(make_router, router_model, node->pipeline.shards,
                                        make_placement(g, cfg).owners, router_options);
+  SchedulerOptions scheduler_options;
+  scheduler_options.max_running = g.scheduler.max_running;
+  scheduler_options.max_waiting = g.scheduler.max_waiting;
+  scheduler_options.kv_budget_tokens = g.scheduler.kv_budget_tokens;
+  scheduler_options.prefill_chunk = g.scheduler.prefill_chunk;
   node->pipeline.scheduler =
-      system.spawn(make_scheduler, node->pipeline.router, cfg, SchedulerOptions{});
+      system.spawn(make_scheduler, node->pipeline.router, cfg, scheduler_options);
 
   if (node->bridge) {
     std::string why;

@@ -71,6 +71,15 @@ struct TimeoutSpec {
   SourceLocation where;
 };
 
+// Continuous batching limits of the router node's scheduler.
+struct SchedulerSpec {
+  int64_t max_running = 64;          // sequences in one step
+  int64_t max_waiting = 256;         // queued requests; more are refused (HTTP 429)
+  int64_t kv_budget_tokens = 65536;  // prompt + max_tokens summed over running sequences
+  int64_t prefill_chunk = 512;       // prompt tokens fed per step, over all sequences
+  SourceLocation where;
+};
+
 struct GraphSpec {
   std::filesystem::path file;
   ModelSpec model;
@@ -79,6 +88,7 @@ struct GraphSpec {
   ApiSpec api;
   MetricsSpec metrics;
   TimeoutSpec timeouts;
+  SchedulerSpec scheduler;
   bool implicit_node = false;  // no [nodes.*]: everything runs in one process, node "local"
 
   const NodeSpec* find_node(std::string_view name) const;  // nullptr when there is none

@@ -35,7 +35,8 @@ std::string canonical_text(const GraphSpec& g) {
   out << g.api.port << ';';
   str(g.metrics.host);
   out << g.metrics.port << ';' << g.timeouts.heartbeat_ms << ',' << g.timeouts.peer_down_ms << ','
-      << g.timeouts.request_ms << ';';
+      << g.timeouts.request_ms << ';' << g.scheduler.max_running << ',' << g.scheduler.max_waiting
+      << ',' << g.scheduler.kv_budget_tokens << ',' << g.scheduler.prefill_chunk << ';';
   return out.str();
 }
 

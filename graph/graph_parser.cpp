@@ -14,8 +14,10 @@
 namespace moeflow::graph_detail {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"model", "api",    "metrics",
-                                                "nodes", "shards", "timeouts"};
+const std::vector<std::string> kTopLevelKeys = {"model",  "api",      "metrics",  "nodes",
+                                                "shards", "timeouts", "scheduler"};
+const std::vector<std::string> kSchedulerKeys = {"max_running", "max_waiting", "kv_budget_tokens",
+                                                 "prefill_chunk"};
 const std::vector<std::string> kModelKeys = {"path", "dtype"};
 const std::vector<std::string> kEndpointKeys = {"host", "port"};
 const std::vector<std::string> kNodeKeys = {"host", "control_port", "data_port", "router"};
@@ -84,6 +86,7 @@ class Parser {
     read_endpoint(root, "metrics", out_.spec.metrics.host, out_.spec.metrics.port,
                   out_.spec.metrics.where, out_.spec.metrics.port_where);
     read_timeouts(root);
+    read_scheduler(root);
     read_nodes(root);
     read_shards(root);
   }
@@ -280,6 +283,30 @@ class Parser {
             "peer_down_ms (" + std::to_string(ts.peer_down_ms) +
                 ") must be greater than heartbeat_ms (" + std::to_string(ts.heartbeat_ms) + ")",
             "a few heartbeats, e.g. peer_down_ms = 4 x heartbeat_ms");
+  }
+
+  void read_scheduler(const toml::table& root) {
+    SchedulerSpec& ss = out_.spec.scheduler;
+    const toml::table* t = get_table(root, "scheduler", "write [scheduler] with max_running = 64");
+    if (!t) return;
+    ss.where = at(t->source());
+    check_keys(*t, "[scheduler]", kSchedulerKeys);
+    const auto read = [&](const char* key, int64_t& value) {
+      const toml::node* n = typed(*t, key, "[scheduler]", toml::node_type::integer);
+      if (!n) return;
+      const int64_t v = n->as_integer()->get();
+      if (v < 1 || v > (int64_t{1} << 30)) {
+        error(at(n->source()),
+              std::string(key) + " " + std::to_string(v) + " in [scheduler] must be positive",
+              "a count of sequences, requests or tokens");
+        return;
+      }
+      value = v;
+    };
+    read("max_running", ss.max_running);
+    read("max_waiting", ss.max_waiting);
+    read("kv_budget_tokens", ss.kv_budget_tokens);
+    read("prefill_chunk", ss.prefill_chunk);
   }
 
   // The children of [nodes] or [shards], each checked to be a table with a usable name.

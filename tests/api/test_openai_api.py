@@ -168,3 +168,22 @@ def test_api_key_is_enforced():
         assert httpx.get(s.base_url + "/health").status_code == 200  # probes need no key
     finally:
         s.stop()
+
+
+def test_overload_is_answered_at_once_with_429_and_retry_after():
+    s = Server(extra_toml="\n[scheduler]\nmax_running = 1\nmax_waiting = 1\n")
+    try:
+        def one(i):
+            return httpx.post(s.base_url + "/v1/completions", timeout=60,
+                              json={"model": MODEL_NAME, "prompt": "The", "max_tokens": 64, "temperature": 0})
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(one, range(12)))
+        codes = [r.status_code for r in responses]
+        assert 200 in codes and 429 in codes, codes
+        for r in responses:
+            if r.status_code == 429:
+                assert r.headers["retry-after"] == "1"
+                assert error_of(r)["type"] == "rate_limit_error"
+    finally:
+        s.stop()

@@ -349,3 +349,29 @@ TEST(GraphParser, EveryProblemIsReportedTogether) {
 
 }  // namespace
 }  // namespace moeflow
+
+namespace moeflow {
+namespace {
+
+TEST(GraphScheduler, ReadsLimitsAndRefusesBadValues) {
+  const std::string base = "[model]\npath = \"m\"\n";
+  const GraphSpec g =
+      parse_graph(base + "[scheduler]\nmax_running = 8\nkv_budget_tokens = 4096\n", "g.toml");
+  EXPECT_EQ(g.scheduler.max_running, 8);
+  EXPECT_EQ(g.scheduler.kv_budget_tokens, 4096);
+  EXPECT_EQ(g.scheduler.max_waiting, 256);  // default
+  try {
+    parse_graph(base + "[scheduler]\nmax_running = 0\nmax_wating = 3\n", "g.toml");
+    FAIL() << "expected errors";
+  } catch (const GraphError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("g.toml:4:15: error: max_running 0 in [scheduler] must be positive"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("did you mean \"max_waiting\""), std::string::npos) << what;
+  }
+  EXPECT_NE(graph_hash(g), graph_hash(parse_graph(base, "g.toml")));
+}
+
+}  // namespace
+}  // namespace moeflow
