@@ -72,7 +72,7 @@ def run_level(url, model, concurrency, requests, max_tokens):
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    ttfts = [r[0] for r in results]
+    ttfts = [r[0] for r in results if r[0] == r[0]]  # requests whose tokens decoded to no text have none
     itls = [x for r in results for x in r[1]]
     tokens = sum(r[2] for r in results)
     return {
