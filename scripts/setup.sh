@@ -7,7 +7,7 @@ DEBIAN_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libopenblas-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libtomlplusplus-dev libzmq3-dev cppzmq-dev libcaf-dev
-  libcpp-httplib-dev iproute2 python3 python3-venv
+  libcpp-httplib-dev iproute2 python3 python3-venv prometheus
 )
 
 missing=()
@@ -19,7 +19,8 @@ if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
 
 # Python tools for the API tests (the official openai client, pytest), in a venv kept between
