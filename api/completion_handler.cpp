@@ -70,10 +70,23 @@ json usage(int64_t prompt, int64_t completion) {
 class TextFollower {
  public:
   TextFollower(const HandlerContext& ctx, const CompletionRequest& r, GenerationRequestPtr g)
-      : stream_(ctx.system, ctx.scheduler, ctx.id, std::move(g)),
+      : prompt_tokens_(static_cast<int64_t>(g->prompt.size())),
+        stream_(ctx.system, ctx.scheduler, ctx.id, std::move(g)),
         decoder_(ctx.codec.decoder()),
         stops_(r.stop),
-        timeout_(ctx.options.request_timeout) {}
+        timeout_(ctx.options.request_timeout),
+        metrics_(ctx.metrics) {
+    if (metrics_) metrics_->request_started();
+  }
+
+  ~TextFollower() {
+    if (!metrics_) return;
+    metrics_->request_ended();
+    const char* reason = !error_.empty() ? "error"
+                         : finished_     ? finish_reason_.c_str()
+                                         : "cancelled";
+    metrics_->finished(reason, seconds_since(start_), prompt_tokens_, tokens_);
+  }
 
   // Next piece of text; sets finished() (and finish_reason()) at the end. Throws ApiError when
   // the request fails before any text was produced (`started` false), else returns with
@@ -88,6 +101,14 @@ class TextFollower {
     switch (event->kind) {
       case StreamEvent::token: {
         ++tokens_;
+        if (metrics_) {
+          const auto now = std::chrono::steady_clock::now();
+          if (tokens_ == 1)
+            metrics_->first_token(seconds_since(start_));
+          else
+            metrics_->next_token(std::chrono::duration<double>(now - last_token_).count());
+          last_token_ = now;
+        }
         std::string text = stops_.push(decoder_->push(event->token_id));
         if (stops_.stopped()) {
           finished_ = true;
@@ -101,8 +122,8 @@ class TextFollower {
         return stops_.push(decoder_->finish()) + stops_.flush();
       case StreamEvent::failed:
         finished_ = true;
-        if (tokens_ == 0) throw refusal(event->error);
         error_ = event->error;
+        if (tokens_ == 0) throw refusal(event->error);
         return "";
     }
     return "";
@@ -114,10 +135,17 @@ class TextFollower {
   int64_t tokens() const { return tokens_; }
 
  private:
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_token_;
+  int64_t prompt_tokens_;
   GenerationStream stream_;
   std::unique_ptr<TextStream> decoder_;
   StopMatcher stops_;
   std::chrono::milliseconds timeout_;
+  ServingMetrics* metrics_;
   bool finished_ = false;
   std::string finish_reason_ = "length";
   std::string error_;

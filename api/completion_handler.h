@@ -9,6 +9,7 @@
 #include "actors/messages.h"
 #include "api/http_server.h"
 #include "api/openai_request.h"
+#include "api/serving_metrics.h"
 #include "api/text_codec.h"
 
 namespace httplib {
@@ -23,6 +24,7 @@ struct HandlerContext {
   const TextCodec& codec;
   const HttpServerOptions& options;
   uint64_t id;
+  ServingMetrics* metrics;  // may be null
 };
 
 // Throws ApiError for a bad request or a refused one (e.g. overloaded -> 429).

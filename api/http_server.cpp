@@ -44,7 +44,8 @@ void HttpServer::install_routes() {
   auto& s = *server_;
   // Authentication for everything but the probes.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (options_.api_key.empty() || req.path == "/health" || req.path == "/ready")
+    if (options_.api_key.empty() || req.path == "/health" || req.path == "/ready" ||
+        req.path == "/metrics")
       return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + options_.api_key)
       return httplib::Server::HandlerResponse::Unhandled;
@@ -66,6 +67,9 @@ void HttpServer::install_routes() {
     }
     res.set_content(body.dump(), "application/json");
   });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry_.exposition(), metrics::Registry::content_type);
+  });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const nlohmann::json body = {{"object", "list"},
                                  {"data",
@@ -77,17 +81,19 @@ void HttpServer::install_routes() {
     res.set_content(body.dump(), "application/json");
   });
   for (const bool chat : {false, true}) {
-    s.Post(chat ? "/v1/chat/completions" : "/v1/completions",
-           [this, chat](const httplib::Request& req, httplib::Response& res) {
-             try {
-               const CompletionRequest r = parse_completion_request(req.body, chat);
-               handle_completion({system_, scheduler_, codec_, options_, next_id_++}, r, res);
-             } catch (const ApiError& e) {
-               send_error(res, e);
-             } catch (const Error& e) {
-               send_error(res, invalid_request(e.what()));
-             }
-           });
+    s.Post(chat ? "/v1/chat/completions" : "/v1/completions", [this, chat](
+                                                                  const httplib::Request& req,
+                                                                  httplib::Response& res) {
+      try {
+        const CompletionRequest r = parse_completion_request(req.body, chat);
+        handle_completion({system_, scheduler_, codec_, options_, next_id_++, &metrics_}, r, res);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      } catch (const Error& e) {
+        send_error(res, invalid_request(e.what()));
+      }
+      metrics_.request_answered(req.path, res.status > 0 ? res.status : 200);
+    });
   }
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // an ApiError already wrote its body

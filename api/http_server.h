@@ -3,6 +3,7 @@
 // server-sent events or not), /v1/models, /health, /ready. Requests become scheduler requests;
 // tokens come back through a GenerationStream and are decoded to text as they arrive. Errors use
 // the OpenAI error body with the matching status (400, 401, 404, 429 with Retry-After, 500, 503).
+// GET /metrics serves the gateway's Prometheus metrics.
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
@@ -12,7 +13,9 @@
 #include <thread>
 
 #include "actors/messages.h"
+#include "api/serving_metrics.h"
 #include "api/text_codec.h"
+#include "metrics/registry.h"
 
 namespace httplib {
 class Server;
@@ -54,6 +57,8 @@ class HttpServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::atomic<uint64_t> next_id_{1};
+  metrics::Registry registry_;
+  ServingMetrics metrics_{registry_};
   int port_ = 0;
 };
 

@@ -1,5 +1,7 @@
 """The OpenAI-compatible API as the official `openai` Python client sees it."""
 import concurrent.futures
+import shutil
+import subprocess
 
 import httpx
 import openai
@@ -187,3 +189,27 @@ def test_overload_is_answered_at_once_with_429_and_retry_after():
                 assert error_of(r)["type"] == "rate_limit_error"
     finally:
         s.stop()
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_the_served_tokens_and_pass_promtool(server, client):
+    before = httpx.get(server.base_url + "/metrics").text
+    r = client.completions.create(model=MODEL_NAME, prompt="Count me", max_tokens=7, temperature=0)
+    after = httpx.get(server.base_url + "/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    gained = metric_value(after.text, "moeflow_generation_tokens_total") - metric_value(before, "moeflow_generation_tokens_total")
+    assert gained == r.usage.completion_tokens
+    assert 'moeflow_http_requests_total{endpoint="/v1/completions",status="200"}' in after.text
+    assert "moeflow_time_to_first_token_seconds_bucket" in after.text
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool is not installed (Debian package prometheus); the counting was checked")
+    check = subprocess.run([promtool, "check", "metrics"], input=after.text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
