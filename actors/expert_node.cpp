@@ -178,10 +178,12 @@ class ExpertNodeServer {
       return reply_error(transport::ErrorCode::incompatible_peer,
                          "request for graph " + transport::format_hash(m.header.graph_hash) +
                              ", this node runs " + transport::format_hash(ours_.graph_hash));
-    const TokenBatch& batch = std::get<TokenBatch>(m.body);
+    // Moved out of the decoded message: the local shards share it without another copy.
+    const auto shared = std::make_shared<const TokenBatch>(std::move(std::get<TokenBatch>(m.body)));
+    const TokenBatch& batch = *shared;
     std::string problem;
     auto slices =
-        split_batch(batch, static_cast<int>(local_.actors.size()), [&](int64_t layer, int32_t e) {
+        split_batch(shared, static_cast<int>(local_.actors.size()), [&](int64_t layer, int32_t e) {
           if (e < 0) return -1;  // a pair for another node
           const int owner = local_.owner[layer][e];
           if (owner < 0 && problem.empty())
@@ -195,7 +197,7 @@ class ExpertNodeServer {
     reply.hidden_size = batch.hidden_size;
     reply.out.assign(batch.size() * batch.hidden_size, 0.0f);
     for (auto& slice : slices) {
-      auto sub = std::make_shared<const TokenBatch>(std::move(slice.batch));
+      const TokenBatchPtr& sub = slice.batch;
       std::string failure;
       (*self_)
           ->request(local_.actors[slice.holder], std::chrono::milliseconds(g_.timeouts.request_ms),

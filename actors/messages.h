@@ -2,8 +2,9 @@
 // Every message type the actors exchange, their atoms and the CAF type-id block: the one place a
 // CAF upgrade has to touch (with actors/actor_system_setup.h).
 //
-// Tensors move between actors of one process as shared pointers to immutable data, so a
-// TokenBatch is never copied on its way from the router to a shard. Across nodes they travel in
+// Tensors move between actors of one process as shared pointers to immutable data: a TokenBatch
+// whose pairs all go to one shard reaches it without a copy (split batches copy only the rows
+// each shard needs, see model/dispatch.h). Across nodes they travel in
 // moeflow's own wire format (transport/), never as serialised CAF messages.
 #include <caf/all.hpp>
 #include <cstdint>
@@ -38,7 +39,6 @@ struct StepResult {
   std::vector<double> layer_wait_us;
 };
 
-using TokenBatchPtr = std::shared_ptr<const TokenBatch>;
 using ExpertOutputPtr = std::shared_ptr<const ExpertOutput>;
 using StepRequestPtr = std::shared_ptr<const StepRequest>;
 using StepResultPtr = std::shared_ptr<const StepResult>;

@@ -41,10 +41,10 @@ void on_layer_done(self_ptr self) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - st.dispatched)
           .count());
   const int64_t d = st.model->config().hidden_size;
-  st.routed.assign(st.batch.size() * d, 0.0f);
+  st.routed.assign(st.batch->size() * d, 0.0f);
   for (size_t i = 0; i < st.slices.size(); ++i)
     add_slice_output(st.slices[i], st.outputs[i]->rows.data(), st.routed.data());
-  st.model->stage().combine(st.batch, st.routed.data(), st.hidden.data());
+  st.model->stage().combine(*st.batch, st.routed.data(), st.hidden.data());
   ++st.layer;
   run_layers(self);
 }
@@ -52,7 +52,7 @@ void on_layer_done(self_ptr self) {
 void dispatch_layer(self_ptr self) {
   auto& st = self->state;
   const auto& owners = st.owners[st.layer];
-  for (int32_t e : st.batch.experts)
+  for (int32_t e : st.batch->experts)
     if (e < 0 || e >= static_cast<int32_t>(owners.size()) || owners[e].empty())
       return finish_step(self, "layer " + std::to_string(st.layer) + ": expert " +
                                    std::to_string(e) + " is held by no shard");
@@ -64,11 +64,10 @@ void dispatch_layer(self_ptr self) {
   st.dispatched = std::chrono::steady_clock::now();
   if (st.outstanding == 0) return on_layer_done(self);
   for (size_t i = 0; i < st.slices.size(); ++i) {
-    auto batch = std::make_shared<TokenBatch>(std::move(st.slices[i].batch));
+    const TokenBatchPtr batch = st.slices[i].batch;
     const int64_t layer = st.layer;
     const int holder = st.slices[i].holder;
-    self->request(st.shards[holder], st.options.shard_timeout, run_atom::value,
-                  TokenBatchPtr(batch))
+    self->request(st.shards[holder], st.options.shard_timeout, run_atom::value, batch)
         .then(
             [self, i](const ExpertOutputPtr& out) {
               self->state.outputs[i] = out;
@@ -88,8 +87,8 @@ void run_layers(self_ptr self) {
   const ModelConfig& cfg = st.model->config();
   while (st.layer < cfg.num_layers) {
     try {
-      st.batch = st.model->stage().attend_and_route(st.layer, st.plan.layout, st.hidden.data(),
-                                                    st.model->cache());
+      st.batch = std::make_shared<const TokenBatch>(st.model->stage().attend_and_route(
+          st.layer, st.plan.layout, st.hidden.data(), st.model->cache()));
     } catch (const Error& e) {
       return finish_step(self, e.what());
     }

@@ -44,7 +44,7 @@ struct router_state {
   StepPlan plan;
   std::vector<float> hidden, routed;
   int64_t layer = 0;
-  TokenBatch batch;
+  TokenBatchPtr batch;  // the current layer's rows, shared with the shards it goes to
   std::vector<BatchSlice> slices;
   std::vector<ExpertOutputPtr> outputs;
   int outstanding = 0;

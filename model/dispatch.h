@@ -12,13 +12,14 @@ namespace moeflow {
 
 struct BatchSlice {
   int holder = 0;             // index of the shard this slice goes to
-  TokenBatch batch;           // its rows; pairs assigned elsewhere have expert id -1
+  TokenBatchPtr batch;        // its rows; pairs assigned elsewhere have expert id -1
   std::vector<int64_t> rows;  // row of the full batch for each row of the slice
 };
 
-// `holder_of(layer, expert)` names the holder of each pair (a value in [0, holders)).
-// Holders that get no pair get no slice.
-std::vector<BatchSlice> split_batch(const TokenBatch& batch, int holders,
+// `holder_of(layer, expert)` names the holder of each pair (a value in [0, holders), or -1 for
+// none). Holders that get no pair get no slice. When one holder gets every pair (pairs whose
+// expert id is already -1 aside) its slice is `batch` itself, shared rather than copied.
+std::vector<BatchSlice> split_batch(const TokenBatchPtr& batch, int holders,
                                     const std::function<int(int64_t, int32_t)>& holder_of);
 
 // routed[slice.rows[i]] += output[i] for each row of the slice; routed is [full rows, hidden].

@@ -4,6 +4,7 @@
 // Later this is what moves between actors (in one process without copying its tensor) and between
 // nodes (one header frame, raw tensor frames).
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace moeflow {
@@ -21,5 +22,8 @@ struct TokenBatch {
   int64_t size() const { return static_cast<int64_t>(seq_ids.size()); }
   const float* row(int64_t r) const { return rows.data() + r * hidden_size; }
 };
+
+// How a TokenBatch travels between stages and actors of one process: shared, never copied.
+using TokenBatchPtr = std::shared_ptr<const TokenBatch>;
 
 }  // namespace moeflow
