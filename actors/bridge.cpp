@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "actors/actor_system_setup.h"
+#include "actors/link_metrics.h"
 #include "transport/handshake.h"
 #include "transport/message_socket.h"
 
@@ -14,11 +15,27 @@ namespace moeflow {
 using Clock = std::chrono::steady_clock;
 
 struct Bridge::PeerState {
+  struct Pending {
+    caf::actor reply_to;
+    Clock::time_point sent;
+  };
   int index = 0;
   std::unique_ptr<transport::MessageSocket> control, data;
   bool up = false;
   Clock::time_point last_seen{}, last_hello{}, last_heartbeat{};
-  std::unordered_map<uint64_t, caf::actor> pending;  // request id -> requesting actor
+  std::unordered_map<uint64_t, Pending> pending;  // by request id
+  // Null when the bridge has no registry.
+  std::unique_ptr<LinkMetrics> control_metrics, data_metrics;
+  std::unique_ptr<PeerMetrics> peer_metrics;
+
+  void set_up(bool is_up) {
+    up = is_up;
+    if (peer_metrics) peer_metrics->up(is_up);
+  }
+  void publish_links() {
+    if (control_metrics) control_metrics->publish(control->counters());
+    if (data_metrics) data_metrics->publish(data->counters());
+  }
 };
 
 namespace {
@@ -30,11 +47,12 @@ void log(const std::string& line) {
 }  // namespace
 
 Bridge::Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::DecodeLimits limits,
-               BridgeTimeouts timeouts)
+               BridgeTimeouts timeouts, metrics::Registry* registry)
     : peers_(std::move(peers)),
       ours_(std::move(ours)),
       limits_(limits),
       timeouts_(timeouts),
+      registry_(registry),
       up_(peers_.size(), false),
       status_(peers_.size(), "no handshake yet"),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -94,7 +112,8 @@ std::string Bridge::down_reasons() {
 }
 
 void Bridge::fail_pending(PeerState& p, const std::string& why) {
-  for (auto& [id, actor] : p.pending) caf::anon_send(actor, fail_atom::value, id, why);
+  for (auto& [id, pending] : p.pending) caf::anon_send(pending.reply_to, fail_atom::value, id, why);
+  if (p.peer_metrics) p.peer_metrics->failed(p.pending.size());
   p.pending.clear();
 }
 
@@ -118,7 +137,7 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
                      "node " + peers_[o.peer].name + ": send queue full");
       continue;
     }
-    p.pending.emplace(o.request_id, std::move(o.reply_to));
+    p.pending.emplace(o.request_id, PeerState::Pending{std::move(o.reply_to), Clock::now()});
   }
 }
 
@@ -134,7 +153,7 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
       return;
     }
     if (!p.up) log("node " + name + " is up (handshake done)");
-    p.up = true;
+    p.set_up(true);
     std::lock_guard<std::mutex> lock(mutex_);
     up_[p.index] = true;
     status_[p.index].clear();
@@ -142,7 +161,7 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     const auto& err = std::get<transport::ErrorMessage>(m.body);
     // The peer does not know us (it restarted, or refused the handshake): back to hello.
     if (p.up) fail_pending(p, "node " + name + " lost our session: " + err.text);
-    p.up = false;
+    p.set_up(false);
     std::lock_guard<std::mutex> lock(mutex_);
     up_[p.index] = false;
     status_[p.index] = "refused: " + err.text;
@@ -162,11 +181,16 @@ void Bridge::handle_data(PeerState& p, const transport::Message& m) {
     out->layer = reply.layer;
     out->rows = std::move(reply.out);
     out->computed = static_cast<int64_t>(reply.computed_pairs);
-    caf::anon_send(it->second, reply_atom::value, it->first, ExpertOutputPtr(std::move(out)));
+    caf::anon_send(it->second.reply_to, reply_atom::value, it->first,
+                   ExpertOutputPtr(std::move(out)));
+    if (p.peer_metrics)
+      p.peer_metrics->round_trip(
+          std::chrono::duration<double>(Clock::now() - it->second.sent).count());
   } else if (m.kind() == transport::MessageKind::error) {
     caf::anon_send(
-        it->second, fail_atom::value, it->first,
+        it->second.reply_to, fail_atom::value, it->first,
         "node " + peers_[p.index].name + ": " + std::get<transport::ErrorMessage>(m.body).text);
+    if (p.peer_metrics) p.peer_metrics->failed();
   } else {
     return;
   }
@@ -178,7 +202,7 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
   if (p.up && now - p.last_seen > timeouts_.peer_down) {
     const std::string why = "no answer for " + std::to_string(timeouts_.peer_down.count()) + " ms";
     log("node " + name + " is down: " + why);
-    p.up = false;
+    p.set_up(false);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       up_[p.index] = false;
@@ -208,6 +232,13 @@ void Bridge::run() {
                                                                 limits_, opts);
     states[i].control->connect(peers_[i].control_endpoint);
     states[i].data->connect(peers_[i].data_endpoint);
+    if (registry_) {
+      states[i].control_metrics =
+          std::make_unique<LinkMetrics>(*registry_, peers_[i].name, "control");
+      states[i].data_metrics = std::make_unique<LinkMetrics>(*registry_, peers_[i].name, "data");
+      states[i].peer_metrics = std::make_unique<PeerMetrics>(*registry_, peers_[i].name);
+      states[i].peer_metrics->up(false);
+    }
   }
   std::vector<zmq::pollitem_t> items;
   items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
@@ -244,6 +275,7 @@ void Bridge::run() {
           log("dropped a frame from " + peers_[i].name + " (data): " + got->result.detail);
       }
       check_liveness(p, Clock::now());
+      p.publish_links();
     }
   }
   for (auto& p : states) {

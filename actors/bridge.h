@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "actors/messages.h"
+#include "metrics/registry.h"
 #include "transport/frame_counters.h"
 #include "transport/wire_format.h"
 
@@ -37,8 +38,9 @@ struct BridgeTimeouts {
 
 class Bridge {
  public:
+  // registry: where the link and peer metrics go (docs/metrics.md, "Transport"); null: none.
   Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::DecodeLimits limits,
-         BridgeTimeouts timeouts);
+         BridgeTimeouts timeouts, metrics::Registry* registry = nullptr);
   ~Bridge();
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
@@ -71,6 +73,7 @@ class Bridge {
   transport::Hello ours_;
   transport::DecodeLimits limits_;
   BridgeTimeouts timeouts_;
+  metrics::Registry* registry_;
 
   std::mutex mutex_;
   std::deque<Outgoing> outbox_;

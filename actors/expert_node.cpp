@@ -6,6 +6,9 @@
 
 #include "actors/actor_system_setup.h"
 #include "actors/expert_shard_actor.h"
+#include "actors/link_metrics.h"
+#include "actors/node_metrics.h"
+#include "api/metrics_server.h"
 #include "core/error.h"
 #include "model/dispatch.h"
 #include "model/model_hash.h"
@@ -28,7 +31,7 @@ struct LocalShards {
 };
 
 LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, const ModelConfig& cfg,
-                              const std::string& node) {
+                              const std::string& node, metrics::Registry& registry) {
   LocalShards local;
   local.owner.assign(cfg.num_layers, std::vector<int>(cfg.num_experts, -1));
   for (const ShardSpec* s : g.shards_on(node)) {
@@ -41,7 +44,9 @@ LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, con
     for (int64_t l = 0; l < cfg.num_layers; ++l)
       for (int64_t e = 0; e < cfg.num_experts; ++e)
         if (local.owner[l][e] < 0 && shard->holds(l, e)) local.owner[l][e] = index;
-    local.actors.push_back(system.spawn(make_expert_shard, std::move(shard)));
+    auto metrics = std::make_shared<ShardMetrics>(registry, s->name, cfg.num_layers,
+                                                  cfg.num_experts, g.metrics.per_expert);
+    local.actors.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
     local.names.push_back(s->name);
   }
   return local;
@@ -66,7 +71,8 @@ class ExpertNodeServer {
     ours_.node_id = node_index();
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
-    local_ = load_local_shards(system_, g, cfg_, node_);
+    export_node_info(registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
+    local_ = load_local_shards(system_, g, cfg_, node_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
     limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
@@ -91,6 +97,18 @@ class ExpertNodeServer {
                   std::to_string(spec_.control_port) + "/" + std::to_string(spec_.data_port) +
                   ": " + e.what());
     }
+    std::unique_ptr<api::MetricsServer> metrics_server;
+    if (spec_.metrics_port > 0) {
+      metrics_server =
+          std::make_unique<api::MetricsServer>(registry_, spec_.host, spec_.metrics_port);
+      metrics_server->start();
+      log(node_, "metrics on http://" + spec_.host + ":" + std::to_string(spec_.metrics_port) +
+                     "/metrics");
+    } else {
+      log(node_, "no metrics_port in the graph: not serving /metrics");
+    }
+    LinkMetrics control_metrics(registry_, "any", "control");
+    LinkMetrics data_metrics(registry_, "any", "data");
     log(node_, "serving " + std::to_string(local_.actors.size()) + " shard(s) on " + spec_.host +
                    " (control " + std::to_string(spec_.control_port) + ", data " +
                    std::to_string(spec_.data_port) + "), graph " +
@@ -106,6 +124,9 @@ class ExpertNodeServer {
       }
       while (auto got = control.receive(std::chrono::milliseconds(0))) on_control(control, *got);
       while (auto got = data.receive(std::chrono::milliseconds(0))) on_data(data, *got);
+      control_metrics.publish(control.counters());
+      data_metrics.publish(data.counters());
+      peers_connected_.set(static_cast<double>(peers_.size()));
     }
     log(node_, "stopping; dropped frames: control " +
                    std::to_string(control.counters().drops_total()) + ", data " +
@@ -220,6 +241,9 @@ class ExpertNodeServer {
   const std::atomic<bool>* stop_;
   ModelConfig cfg_;
   NodeSpec spec_;
+  metrics::Registry registry_;  // before system_: outlives the shard actors writing to it
+  metrics::Gauge& peers_connected_ = registry_.gauge(
+      "moeflow_peers_connected", "Peers that completed the handshake and have not said bye");
   ActorSystemConfig system_config_;
   caf::actor_system system_;
   LocalShards local_;

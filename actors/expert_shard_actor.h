@@ -5,6 +5,7 @@
 #include <string>
 
 #include "actors/messages.h"
+#include "actors/shard_metrics.h"
 #include "model/expert_shard.h"
 
 namespace moeflow {
@@ -14,11 +15,12 @@ struct expert_shard_state {
   // Declared so the state is not an aggregate: CAF would try to build it from the actor pointer.
   expert_shard_state() = default;
   std::shared_ptr<ExpertShard> shard;
+  std::shared_ptr<ShardMetrics> metrics;  // null: metrics off
 };
 
 expert_shard_actor::behavior_type make_expert_shard(
     expert_shard_actor::stateful_pointer<expert_shard_state> self,
-    std::shared_ptr<ExpertShard> shard);
+    std::shared_ptr<ExpertShard> shard, std::shared_ptr<ShardMetrics> metrics);
 
 // The plain computation behind the actor: the shard's experts over one batch.
 ExpertOutput run_expert_batch(ExpertShard& shard, const TokenBatch& batch);

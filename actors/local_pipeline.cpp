@@ -36,14 +36,34 @@ LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesys
   auto router_model = std::shared_ptr<RouterModel>(RouterModel::load(model, options.dtype, {}));
   p.config = router_model->config();
   ExpertOwners owners = owners_from_selections(p.config, shard_experts);
+  RouterOptions router_options = options.router;
+  SchedulerOptions scheduler_options = options.scheduler;
+  if (options.registry) {
+    std::vector<std::vector<int>> replicas(p.config.num_layers);
+    for (int64_t l = 0; l < p.config.num_layers; ++l)
+      for (const auto& holders : owners[l]) replicas[l].push_back(static_cast<int>(holders.size()));
+    p.routing = std::make_shared<metrics::RoutingRecorder>(
+        *options.registry, moe_layers(p.config), static_cast<size_t>(p.config.num_experts),
+        std::move(replicas), options.routing);
+    router_options.metrics =
+        std::make_shared<RouterMetrics>(*options.registry, p.config, p.routing);
+    scheduler_options.metrics = std::make_shared<SchedulerMetrics>(
+        *options.registry, scheduler_options.max_running, scheduler_options.max_waiting,
+        scheduler_options.kv_budget_tokens);
+  }
   for (const auto& selection : shard_experts) {
     auto shard =
         std::shared_ptr<ExpertShard>(ExpertShard::load(model, options.dtype, selection, {}));
-    p.shards.push_back(system.spawn(make_expert_shard, std::move(shard)));
+    std::shared_ptr<ShardMetrics> metrics;
+    if (options.registry)
+      metrics = std::make_shared<ShardMetrics>(
+          *options.registry, "shard" + std::to_string(p.shards.size()), p.config.num_layers,
+          p.config.num_experts, options.routing.per_expert);
+    p.shards.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
   }
   p.router = system.spawn(make_router, std::move(router_model), p.shards, std::move(owners),
-                          options.router);
-  p.scheduler = system.spawn(make_scheduler, p.router, p.config, options.scheduler);
+                          router_options);
+  p.scheduler = system.spawn(make_scheduler, p.router, p.config, scheduler_options);
   return p;
 }
 

@@ -17,12 +17,17 @@ struct LocalPipeline {
   scheduler_actor scheduler;
   std::vector<expert_shard_actor> shards;
   ModelConfig config;
+  std::shared_ptr<metrics::RoutingRecorder> routing;  // null when metrics are off
 };
 
 struct LocalPipelineOptions {
   std::string dtype = "auto";
   RouterOptions router;
   SchedulerOptions scheduler;
+  // Where the actors' metrics go (shards "shard0", "shard1", ...; routing statistics with the
+  // given options); null: metrics off.
+  metrics::Registry* registry = nullptr;
+  metrics::RoutingRecorderOptions routing;
 };
 
 // One shard per selection. owners[layer][expert] is derived from the selections; every expert of

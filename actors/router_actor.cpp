@@ -37,9 +37,11 @@ void finish_step(self_ptr self, const std::string& error) {
 void on_layer_done(self_ptr self) {
   auto& st = self->state;
   if (!st.failure.empty()) return finish_step(self, st.failure);
-  st.layer_wait_us.push_back(
+  const double wait_us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - st.dispatched)
-          .count());
+          .count();
+  st.layer_wait_us.push_back(wait_us);
+  if (st.options.metrics) st.options.metrics->layer_done(*st.batch, wait_us * 1e-6);
   const int64_t d = st.model->config().hidden_size;
   st.routed.assign(st.batch->size() * d, 0.0f);
   for (size_t i = 0; i < st.slices.size(); ++i)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "actors/messages.h"
+#include "actors/router_metrics.h"
 #include "model/dispatch.h"
 #include "model/router_model.h"
 
@@ -20,6 +21,7 @@ using ExpertOwners = std::vector<std::vector<std::vector<int>>>;
 
 struct RouterOptions {
   caf::timespan shard_timeout = std::chrono::seconds(10);
+  std::shared_ptr<RouterMetrics> metrics;  // null: metrics off
 };
 
 struct router_state {

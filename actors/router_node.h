@@ -9,15 +9,21 @@
 #include "actors/bridge.h"
 #include "actors/local_pipeline.h"
 #include "graph/graph.h"
+#include "metrics/registry.h"
+#include "metrics/routing_recorder.h"
 
 namespace moeflow {
 
 struct RouterNode {
+  caf::actor_system* system = nullptr;
+  // The node's metrics (docs/metrics.md); declared first so it outlives everything writing to it.
+  metrics::Registry registry;
+  std::shared_ptr<metrics::RoutingRecorder> routing;
   std::unique_ptr<Bridge> bridge;  // null when every shard is local
   LocalPipeline pipeline;
   std::vector<caf::actor> remote_shards;
 
-  ~RouterNode();  // stops the actors, then the bridge
+  ~RouterNode();  // stops the actors and waits for them, then stops the bridge
 };
 
 // Loads the router's weights and local shards, connects to the other nodes and waits (up to

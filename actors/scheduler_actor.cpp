@@ -56,6 +56,13 @@ void fail(Sequence& s, const std::string& why) {
     s.promise.deliver(make_moeflow_error(why));
 }
 
+void publish_queues(self_ptr self) {
+  auto& st = self->state;
+  if (st.options.metrics)
+    st.options.metrics->queues(static_cast<int64_t>(st.running.size()),
+                               static_cast<int64_t>(st.waiting.size()), st.kv_reserved);
+}
+
 // Moves waiting requests into the batch while there is room.
 void admit(self_ptr self) {
   auto& st = self->state;
@@ -120,6 +127,7 @@ void step(self_ptr self) {
     if (s.cancelled) cancelled.push_back(s.seq_id);
   retire(self, cancelled);
   admit(self);
+  publish_queues(self);
   if (st.running.empty()) return;
   auto request = std::make_shared<StepRequest>();
   std::vector<std::pair<uint64_t, bool>> stepped;  // sequence, whether this step samples for it
@@ -137,9 +145,14 @@ void step(self_ptr self) {
     stepped.emplace_back(s.seq_id, s.pending.empty());
   }
   st.stepping = true;
+  const auto started = std::chrono::steady_clock::now();
   self->request(st.router, st.options.step_timeout, step_atom::value, StepRequestPtr(request))
       .then(
-          [self, stepped](const StepResultPtr& result) {
+          [self, stepped, started](const StepResultPtr& result) {
+            if (self->state.options.metrics)
+              self->state.options.metrics->step_done(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                      .count());
             on_step_result(self, stepped, result);
             self->state.stepping = false;
             step(self);
@@ -171,12 +184,14 @@ bool enqueue(self_ptr self, Sequence seq, std::string* why) {
   if (static_cast<int64_t>(st.waiting.size()) >= st.options.max_waiting) {
     *why = std::string(kOverloadedPrefix) + std::to_string(st.waiting.size()) +
            " requests are already waiting";
+    if (st.options.metrics) st.options.metrics->refused();
     return false;
   }
   seq.seq_id = st.next_seq_id++;
   seq.sampler = Sampler(seq.request->sampling);
   seq.pending = seq.request->prompt;
   st.waiting.push_back(std::move(seq));
+  publish_queues(self);
   self->send(self, tick_atom::value);
   return true;
 }
@@ -210,6 +225,7 @@ scheduler_actor::behavior_type make_scheduler(
         for (auto it = st.waiting.begin(); it != st.waiting.end(); ++it)
           if (it->sink && it->stream_id == id) {
             st.waiting.erase(it);
+            publish_queues(self);
             return;
           }
         for (auto& s : st.running)

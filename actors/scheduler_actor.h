@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/messages.h"
+#include "actors/scheduler_metrics.h"
 #include "model/model_config.h"
 #include "model/sampler.h"
 
@@ -20,10 +21,11 @@ namespace moeflow {
 
 struct SchedulerOptions {
   caf::timespan step_timeout = std::chrono::seconds(30);
-  int64_t max_running = 64;          // sequences in one step
-  int64_t max_waiting = 256;         // queued requests beyond that; more are refused
-  int64_t kv_budget_tokens = 65536;  // prompt + max_tokens summed over running sequences
-  int64_t prefill_chunk = 512;       // prompt tokens per step, over all sequences
+  int64_t max_running = 64;                   // sequences in one step
+  int64_t max_waiting = 256;                  // queued requests beyond that; more are refused
+  int64_t kv_budget_tokens = 65536;           // prompt + max_tokens summed over running sequences
+  int64_t prefill_chunk = 512;                // prompt tokens per step, over all sequences
+  std::shared_ptr<SchedulerMetrics> metrics;  // null: metrics off
 };
 
 struct scheduler_state {

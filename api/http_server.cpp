@@ -28,7 +28,8 @@ HttpServer::HttpServer(caf::actor_system& system, scheduler_actor scheduler, con
       codec_(codec),
       options_(std::move(options)),
       ready_(std::move(ready)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(std::make_unique<httplib::Server>()),
+      registry_(options_.registry ? *options_.registry : own_registry_) {
   const int threads = options_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // Without it Nagle + delayed ACK hold each streamed chunk back for ~40 ms.
@@ -45,7 +46,7 @@ void HttpServer::install_routes() {
   // Authentication for everything but the probes.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (options_.api_key.empty() || req.path == "/health" || req.path == "/ready" ||
-        req.path == "/metrics")
+        req.path == "/metrics" || req.path == "/routing")
       return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + options_.api_key)
       return httplib::Server::HandlerResponse::Unhandled;
@@ -70,6 +71,10 @@ void HttpServer::install_routes() {
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_.exposition(), metrics::Registry::content_type);
   });
+  if (options_.routing_json)
+    s.Get("/routing", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(options_.routing_json(), "application/json");
+    });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const nlohmann::json body = {{"object", "list"},
                                  {"data",

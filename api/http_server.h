@@ -3,7 +3,7 @@
 // server-sent events or not), /v1/models, /health, /ready. Requests become scheduler requests;
 // tokens come back through a GenerationStream and are decoded to text as they arrive. Errors use
 // the OpenAI error body with the matching status (400, 401, 404, 429 with Retry-After, 500, 503).
-// GET /metrics serves the gateway's Prometheus metrics.
+// GET /metrics serves the Prometheus metrics, GET /routing the routing matrix.
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
@@ -31,6 +31,10 @@ struct HttpServerOptions {
   int64_t context_length = 0;
   std::chrono::milliseconds request_timeout{120000};  // per event (token)
   int threads = 64;  // connections served at once (streams hold one each)
+  // The node's metrics, served at /metrics with the gateway's own; null: the gateway's only.
+  metrics::Registry* registry = nullptr;
+  // Answers GET /routing (the routing matrix JSON, docs/metrics.md); empty: no such route.
+  std::function<std::string()> routing_json;
 };
 
 class HttpServer {
@@ -57,7 +61,8 @@ class HttpServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::atomic<uint64_t> next_id_{1};
-  metrics::Registry registry_;
+  metrics::Registry own_registry_;
+  metrics::Registry& registry_;
   ServingMetrics metrics_{registry_};
   int port_ = 0;
 };

@@ -1,23 +1,30 @@
-// `moeflow graph check FILE` and `moeflow graph dot FILE`: validate a deployment graph against its
-// model, or draw it. Problems are printed like a compiler's, `file:line:col: error: ...`, all of
-// them, so an editor can jump to each.
+// `moeflow graph check|dot|targets FILE`: validate a deployment graph against its model, draw it,
+// or list its metrics endpoints for Prometheus. Problems are printed like a compiler's,
+// `file:line:col: error: ...`, all of them, so an editor can jump to each.
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "core/error.h"
 #include "graph/graph.h"
+#include "graph/prometheus_targets.h"
 #include "model/model_config.h"
 
 namespace moeflow::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "Usage: moeflow graph check FILE   validate a deployment graph against its model\n"
-    "       moeflow graph dot FILE     print the graph as Graphviz (dot -Tsvg)\n"
+    "Usage: moeflow graph check FILE     validate a deployment graph against its model\n"
+    "       moeflow graph dot FILE       print the graph as Graphviz (dot -Tsvg)\n"
+    "       moeflow graph targets FILE   print its metrics endpoints as Prometheus file_sd JSON\n"
     "\n"
     "FILE is a TOML deployment graph, e.g. configs/local.toml; see docs/graph.md.\n"
-    "`check` exits 0 when the graph is usable, 1 with every problem listed when not.\n";
+    "`check` exits 0 when the graph is usable, 1 with every problem listed when not.\n"
+    "`targets` lists the router node ([metrics] port) and every node with a metrics_port,\n"
+    "labelled node, role (router|expert) and graph (FILE's stem); it does not read the model.\n"
+    "See docs/deployment.md.\n";
 
 std::string plural(size_t n, const char* noun) {
   return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
@@ -31,6 +38,24 @@ void print_diagnostics(const GraphError& e, const std::string& file) {
   std::fprintf(stderr, "%s: %s\n", file.c_str(), plural(e.diagnostics().size(), "error").c_str());
 }
 
+// The graph without the model checks: Prometheus' host need not hold the checkpoint.
+GraphSpec parse_graph_file(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf())) throw Error("cannot read the graph file " + file);
+  return parse_graph(text.str(), file);
+}
+
+int print_targets(const GraphSpec& g, const std::string& file) {
+  for (const NodeSpec& n : g.nodes)
+    if (!n.router && !n.metrics_port)
+      std::fprintf(stderr, "%s: node \"%s\" has no metrics_port; it is not listed\n", file.c_str(),
+                   n.name.c_str());
+  const std::string name = std::filesystem::path(file).stem().string();
+  std::fputs(prometheus_targets_json(g, name).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int run_graph(const std::vector<std::string>& args) {
@@ -39,18 +64,19 @@ int run_graph(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const std::string& action = args[0];
-  if (action != "check" && action != "dot")
-    throw Error("unknown graph command \"" + action + "\" (expected check or dot)");
+  if (action != "check" && action != "dot" && action != "targets")
+    throw Error("unknown graph command \"" + action + "\" (expected check, dot or targets)");
   if (args.size() != 2)
     throw Error("graph " + action + " takes one FILE, got " + plural(args.size() - 1, "argument"));
   const std::string& file = args[1];
   GraphSpec g;
   try {
-    g = load_graph(file);
+    g = action == "targets" ? parse_graph_file(file) : load_graph(file);
   } catch (const GraphError& e) {
     print_diagnostics(e, file);
     return 1;
   }
+  if (action == "targets") return print_targets(g, file);
   if (action == "dot") {
     std::fputs(graph_to_dot(g).c_str(), stdout);
     return 0;

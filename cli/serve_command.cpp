@@ -12,6 +12,7 @@
 #include "actors/expert_node.h"
 #include "actors/router_node.h"
 #include "api/http_server.h"
+#include "api/metrics_server.h"
 #include "api/tokenizer_codec.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -56,6 +57,14 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   const char* env_key = std::getenv("MOEFLOW_API_KEY");
   options.api_key = args.get("api-key", env_key ? env_key : "");
   options.context_length = node->pipeline.config.max_position_embeddings;
+  options.registry = &node->registry;
+  metrics::RoutingRecorder* routing = node->routing.get();
+  options.routing_json = [routing] { return routing->routing_json(); };
+  api::MetricsServer metrics_server(node->registry, graph.metrics.host, graph.metrics.port,
+                                    options.routing_json);
+  metrics_server.start();
+  log("metrics on http://" + graph.metrics.host + ":" + std::to_string(metrics_server.port()) +
+      "/metrics and /routing");
   Bridge* bridge = node->bridge.get();
   api::HttpServer server(system, node->pipeline.scheduler, *codec, options,
                          [bridge] { return bridge ? bridge->down_reasons() : std::string(); });

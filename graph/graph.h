@@ -34,7 +34,9 @@ struct NodeSpec {
   std::string host;                     // the address other nodes connect to
   int control_port = 0, data_port = 0;  // 0 only for the implicit node, which listens on neither
   bool router = false;                  // runs gateway, scheduler and router
-  SourceLocation where, control_port_where, data_port_where;
+  // An expert node's /metrics, bound on `host`; 0 = none. The router node uses [metrics].
+  int metrics_port = 0;
+  SourceLocation where, control_port_where, data_port_where, metrics_port_where;
 };
 
 struct ShardSpec {
@@ -61,6 +63,11 @@ struct ApiSpec {
 struct MetricsSpec {
   std::string host = "127.0.0.1";  // bind address of the Prometheus endpoint, on the router node
   int port = 9100;
+  int64_t window_tokens = 4096;  // tokens of one layer per specialisation window; >= 16
+  bool per_expert = true;        // false: one series per layer, expert="all"
+  // Collapse warning: effective experts < fraction * N, or dead experts / N > share; both (0, 1].
+  double collapse_effective_fraction = 0.25;
+  double collapse_dead_share = 0.5;
   SourceLocation where, port_where;
 };
 

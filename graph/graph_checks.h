@@ -22,6 +22,11 @@ struct ParseOutcome {
 // TOML -> GraphSpec with schema checks (graph_parser.cpp).
 ParseOutcome parse_graph_toml(const std::string& text, const std::filesystem::path& file);
 
+// The diagnostic for the TOML library's syntax error `description` at `where` in `text`; a table
+// or key defined twice is named in the graph's terms with its first line (graph_syntax_error.cpp).
+Diagnostic syntax_diagnostic(const std::string& description, const SourceLocation& where,
+                             const std::string& text);
+
 // Checks that need no model: one router (when `count_routers`), shard -> node references,
 // host:port clashes (graph_topology.cpp).
 void check_topology(const GraphSpec& g, bool count_routers, std::vector<Diagnostic>& out);

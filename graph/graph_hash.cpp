@@ -2,6 +2,7 @@
 // in name order and ranges are expanded, so neither layout, comments, key order nor "0-3" vs
 // "0,1,2,3" changes it. Locations and the resolved model path (which depends on where the file
 // lies) are left out.
+#include <iomanip>
 #include <sstream>
 
 #include "graph/expert_ranges.h"
@@ -21,7 +22,7 @@ std::string canonical_text(const GraphSpec& g) {
   for (const NodeSpec& n : g.nodes) {
     str(n.name);
     str(n.host);
-    out << n.control_port << ',' << n.data_port << ',' << n.router << ';';
+    out << n.control_port << ',' << n.data_port << ',' << n.router << ',' << n.metrics_port << ';';
   }
   out << "shards " << g.shards.size() << ';';
   for (const ShardSpec& s : g.shards) {
@@ -34,9 +35,12 @@ std::string canonical_text(const GraphSpec& g) {
   str(g.api.host);
   out << g.api.port << ';';
   str(g.metrics.host);
-  out << g.metrics.port << ';' << g.timeouts.heartbeat_ms << ',' << g.timeouts.peer_down_ms << ','
-      << g.timeouts.request_ms << ';' << g.scheduler.max_running << ',' << g.scheduler.max_waiting
-      << ',' << g.scheduler.kv_budget_tokens << ',' << g.scheduler.prefill_chunk << ';';
+  out << g.metrics.port << ',' << g.metrics.window_tokens << ',' << g.metrics.per_expert << ','
+      << std::setprecision(17) << g.metrics.collapse_effective_fraction << ','
+      << g.metrics.collapse_dead_share << ';' << g.timeouts.heartbeat_ms << ','
+      << g.timeouts.peer_down_ms << ',' << g.timeouts.request_ms << ';' << g.scheduler.max_running
+      << ',' << g.scheduler.max_waiting << ',' << g.scheduler.kv_budget_tokens << ','
+      << g.scheduler.prefill_chunk << ';';
   return out.str();
 }
 

@@ -1,10 +1,10 @@
 // TOML text -> GraphSpec, with the schema checks: unknown keys (with a did-you-mean), value
-// types, required keys, the range syntax, ports, devices, hosts, names and timeouts. The TOML
-// library stays inside this file.
+// types, required keys, the range syntax, ports, devices, hosts, names, timeouts and the metrics
+// settings. The TOML library stays inside this file and graph_syntax_error.cpp.
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <regex>
+#include <optional>
 #include <sstream>
 
 #include "graph/did_you_mean.h"
@@ -20,12 +20,22 @@ const std::vector<std::string> kSchedulerKeys = {"max_running", "max_waiting", "
                                                  "prefill_chunk"};
 const std::vector<std::string> kModelKeys = {"path", "dtype"};
 const std::vector<std::string> kEndpointKeys = {"host", "port"};
-const std::vector<std::string> kNodeKeys = {"host", "control_port", "data_port", "router"};
+const std::vector<std::string> kMetricsKeys = {"host",
+                                               "port",
+                                               "window_tokens",
+                                               "per_expert",
+                                               "collapse_effective_fraction",
+                                               "collapse_dead_share"};
+const std::vector<std::string> kNodeKeys = {"host", "control_port", "data_port", "router",
+                                            "metrics_port"};
 const std::vector<std::string> kShardKeys = {"node", "layers", "experts", "device"};
 const std::vector<std::string> kTimeoutKeys = {"heartbeat_ms", "peer_down_ms", "request_ms"};
 const std::vector<std::string> kDtypes = {"f32", "bf16", "auto"};
 
 constexpr int64_t kTimeoutMaxMs = 86'400'000;  // a day: anything longer is a typo
+// A specialisation window shorter than this says nothing about a layer of dozens of experts.
+constexpr int64_t kWindowTokensMin = 16;
+constexpr int64_t kWindowTokensMax = int64_t{1} << 30;
 
 std::string type_name(toml::node_type t) {
   switch (t) {
@@ -81,10 +91,11 @@ class Parser {
   void read(const toml::table& root) {
     check_keys(root, "", kTopLevelKeys);
     read_model(root);
-    read_endpoint(root, "api", out_.spec.api.host, out_.spec.api.port, out_.spec.api.where,
-                  out_.spec.api.port_where);
-    read_endpoint(root, "metrics", out_.spec.metrics.host, out_.spec.metrics.port,
+    read_endpoint(root, "api", kEndpointKeys, out_.spec.api.host, out_.spec.api.port,
+                  out_.spec.api.where, out_.spec.api.port_where);
+    read_endpoint(root, "metrics", kMetricsKeys, out_.spec.metrics.host, out_.spec.metrics.port,
                   out_.spec.metrics.where, out_.spec.metrics.port_where);
+    read_metrics_options(root);
     read_timeouts(root);
     read_scheduler(root);
     read_nodes(root);
@@ -233,13 +244,14 @@ class Parser {
     }
   }
 
-  void read_endpoint(const toml::table& root, std::string_view name, std::string& host, int& port,
+  void read_endpoint(const toml::table& root, std::string_view name,
+                     const std::vector<std::string>& keys, std::string& host, int& port,
                      SourceLocation& where, SourceLocation& port_where) {
     const std::string context = "[" + std::string(name) + "]";
     const toml::table* t = get_table(root, name, "write " + context + " with host and port");
     if (!t) return;
     where = port_where = at(t->source());
-    check_keys(*t, context, kEndpointKeys);
+    check_keys(*t, context, keys);
     SourceLocation host_where;
     if (auto h = get_string(*t, "host", context, &host_where)) {
       check_host(*h, host_where, context);
@@ -249,6 +261,55 @@ class Parser {
       const int p = get_port(*t, "port", context, &port_where);
       if (p) port = p;
     }
+  }
+
+  // A number in (0, 1]; an integer (`1`) is accepted as well as a float. Reports and returns
+  // nothing when it is absent, of another type or out of range.
+  std::optional<double> get_fraction(const toml::table& t, std::string_view key,
+                                     const std::string& context) {
+    const toml::node* n = t.get(key);
+    if (!n) return std::nullopt;
+    std::optional<double> v;
+    if (n->is_floating_point()) v = n->as_floating_point()->get();
+    if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+    if (!v) {
+      error(at(n->source()),
+            std::string(key) + " in " + context + " must be a number, not " + type_name(n->type()),
+            "a fraction such as " + std::string(key) + " = 0.25, without quotes");
+      return std::nullopt;
+    }
+    if (!(*v > 0.0 && *v <= 1.0)) {  // also refuses nan
+      std::ostringstream text;
+      text << *v;
+      error(at(n->source()),
+            std::string(key) + " " + text.str() + " in " + context + " is outside (0, 1]",
+            "a fraction of the layer's experts, e.g. 0.25");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // The specialisation statistics' settings in [metrics] (host and port are read_endpoint's).
+  void read_metrics_options(const toml::table& root) {
+    MetricsSpec& ms = out_.spec.metrics;
+    const toml::node* n = root.get("metrics");
+    const toml::table* t = n ? n->as_table() : nullptr;
+    if (!t) return;  // absent, or reported by read_endpoint
+    if (const toml::node* w = typed(*t, "window_tokens", "[metrics]", toml::node_type::integer)) {
+      const int64_t v = w->as_integer()->get();
+      if (v < kWindowTokensMin || v > kWindowTokensMax)
+        error(at(w->source()),
+              "window_tokens " + std::to_string(v) + " in [metrics] is outside " +
+                  std::to_string(kWindowTokensMin) + "-" + std::to_string(kWindowTokensMax),
+              "tokens of one layer per specialisation window; the default is 4096");
+      else
+        ms.window_tokens = v;
+    }
+    if (const toml::node* b = typed(*t, "per_expert", "[metrics]", toml::node_type::boolean))
+      ms.per_expert = b->as_boolean()->get();
+    if (auto f = get_fraction(*t, "collapse_effective_fraction", "[metrics]"))
+      ms.collapse_effective_fraction = *f;
+    if (auto f = get_fraction(*t, "collapse_dead_share", "[metrics]")) ms.collapse_dead_share = *f;
   }
 
   void read_timeouts(const toml::table& root) {
@@ -370,6 +431,18 @@ class Parser {
         node.router = r->as_boolean()->get();
       else if (t->get("router"))
         out_.routers_complete = false;
+      if (t->get("metrics_port")) {
+        node.metrics_port_where = node.where;
+        node.metrics_port = get_port(*t, "metrics_port", context, &node.metrics_port_where);
+        if (node.metrics_port && node.router) {
+          error(node.metrics_port_where,
+                "metrics_port in " + context +
+                    " is not used: the router node serves /metrics on the [metrics] host and port",
+                "remove metrics_port here and set port = " + std::to_string(node.metrics_port) +
+                    " in [metrics]");
+          node.metrics_port = 0;
+        }
+      }
       std::vector<std::string> missing;
       for (const char* key : {"host", "control_port", "data_port"})
         if (!t->get(key)) missing.push_back(key);
@@ -477,81 +550,6 @@ class Parser {
   ParseOutcome& out_;
 };
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-// The line where `path` was first defined, found by parsing the text before `line`; 0 if unknown.
-int first_definition(const std::vector<std::string>& lines, int line, const std::string& path) {
-  std::string prefix;
-  for (int i = 0; i + 1 < line && i < static_cast<int>(lines.size()); ++i)
-    prefix += lines[i] + "\n";
-  try {
-    const toml::table t = toml::parse(prefix);
-    const toml::node_view<const toml::node> n = t.at_path(path);
-    return n ? static_cast<int>(n.node()->source().begin.line) : 0;
-  } catch (const toml::parse_error&) {
-    return 0;
-  }
-}
-
-// TOML rejects a table or key defined twice; say it in the graph's terms, with the first place.
-Diagnostic syntax_diagnostic(const toml::parse_error& e, const std::string& text,
-                             const std::string& file) {
-  const SourceLocation where{file, static_cast<int>(e.source().begin.line),
-                             static_cast<int>(e.source().begin.column)};
-  const std::string desc(e.description());
-  static const std::regex redefine(R"(cannot redefine existing ([a-z -]+) '([^']*)')");
-  std::smatch m;
-  if (!std::regex_search(desc, m, redefine)) {
-    std::string message = desc;
-    const std::string noise = "Error while parsing ";
-    if (message.rfind(noise, 0) == 0) message = message.substr(noise.size());
-    return {where, "invalid TOML: " + message, ""};
-  }
-  const std::vector<std::string> lines = split_lines(text);
-  const std::string what = m[1], path = m[2];
-  if (what == "table") {
-    const int first = first_definition(lines, where.line, path);
-    const std::string at_line = first ? " at line " + std::to_string(first) : "";
-    for (const char* group : {"nodes", "shards"}) {
-      const std::string prefix = std::string(group) + ".";
-      if (path.rfind(prefix, 0) == 0 && path.find('.', prefix.size()) == std::string::npos) {
-        const std::string kind = std::string(group) == "nodes" ? "node" : "shard";
-        return {where, kind + " " + in_quotes(path.substr(prefix.size())) + " is defined twice",
-                "the first [" + path + "] is" + at_line + "; every " + kind +
-                    " needs a name of its own"};
-      }
-    }
-    return {where, "[" + path + "] is defined twice", "the first is" + at_line + "; merge them"};
-  }
-  // A key set twice: the library names only the key, so find its table from the last header.
-  std::string table;
-  static const std::regex header(R"(^\s*\[\s*([^\[\]]+?)\s*\])");
-  for (int i = where.line - 2; i >= 0 && i < static_cast<int>(lines.size()); --i) {
-    std::smatch h;
-    if (std::regex_search(lines[i], h, header)) {
-      table = h[1];
-      break;
-    }
-  }
-  const int first = first_definition(lines, where.line, table.empty() ? path : table + "." + path);
-  // The library points at the second value; the key is where the eye goes.
-  SourceLocation key_where = where;
-  if (where.line >= 1 && where.line <= static_cast<int>(lines.size())) {
-    const size_t col = lines[where.line - 1].find(path);
-    if (col != std::string::npos && static_cast<int>(col) < where.column)
-      key_where.column = static_cast<int>(col) + 1;
-  }
-  return {
-      key_where,
-      "key " + in_quotes(path) + (table.empty() ? "" : " in [" + table + "]") + " is set twice",
-      first ? "the first is at line " + std::to_string(first) + "; keep one" : "keep one of them"};
-}
-
 }  // namespace
 
 ParseOutcome parse_graph_toml(const std::string& text, const std::filesystem::path& file) {
@@ -563,7 +561,9 @@ ParseOutcome parse_graph_toml(const std::string& text, const std::filesystem::pa
   } catch (const toml::parse_error& e) {
     out.syntax_ok = false;
     out.shards_complete = false;
-    out.diagnostics.push_back(syntax_diagnostic(e, text, file.string()));
+    const SourceLocation where{file.string(), static_cast<int>(e.source().begin.line),
+                               static_cast<int>(e.source().begin.column)};
+    out.diagnostics.push_back(syntax_diagnostic(std::string(e.description()), where, text));
     return out;
   }
   Parser(file, out).read(root);

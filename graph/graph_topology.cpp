@@ -1,5 +1,6 @@
 // Checks that need no model: exactly one router, every shard on a declared node, and no host:port
-// taken twice (control and data ports of every node; API and metrics ports of the router node).
+// taken twice (control, data and metrics ports of every node; API and [metrics] ports of the
+// router node).
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -81,6 +82,10 @@ void check_endpoints(const GraphSpec& g, std::vector<Diagnostic>& out) {
     if (n.data_port)
       endpoints.push_back(
           {n.host, n.data_port, "data_port of node " + in_quotes(n.name), n.data_port_where});
+    // An expert node's /metrics listens on its host (the router's is [metrics], below).
+    if (n.metrics_port)
+      endpoints.push_back({n.host, n.metrics_port, "metrics_port of node " + in_quotes(n.name),
+                           n.metrics_port_where});
   }
   // The HTTP API and the metrics endpoint are served by the router node's process.
   const auto router =

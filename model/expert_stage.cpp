@@ -1,6 +1,7 @@
 #include "model/expert_stage.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
@@ -12,6 +13,7 @@ ExpertStage::ExpertStage(const ModelConfig& cfg, const ExpertWeights& weights)
     : cfg_(cfg), weights_(weights), groups_(cfg.num_experts) {}
 
 void ExpertStage::run_group(const TokenBatch& batch, Group& g) {
+  const auto start = std::chrono::steady_clock::now();
   const int64_t d = batch.hidden_size, k = batch.top_k;
   const int64_t m = static_cast<int64_t>(g.slots.size());
   g.input.resize(m * d);
@@ -21,6 +23,7 @@ void ExpertStage::run_group(const TokenBatch& batch, Group& g) {
     std::copy(src, src + d, g.input.data() + i * d);
   }
   swiglu(*weights_.find(batch.layer, g.expert), g.input.data(), m, g.output.data(), g.scratch);
+  g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 int64_t ExpertStage::run(const TokenBatch& batch, float* out) {
@@ -52,7 +55,9 @@ int64_t ExpertStage::run(const TokenBatch& batch, float* out) {
   }
   std::fill(out, out + n * d, 0.0f);
   int64_t computed = 0;
+  last_work_.clear();
   for (Group* g : active) {
+    last_work_.push_back({g->expert, static_cast<int64_t>(g->slots.size()), g->seconds});
     for (size_t i = 0; i < g->slots.size(); ++i)
       kernels::axpy(batch.weights[g->slots[i]], g->output.data() + i * d,
                     out + (g->slots[i] / k) * d, d);

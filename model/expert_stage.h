@@ -11,6 +11,14 @@
 
 namespace moeflow {
 
+// One expert's share of the last batch: how many (row, expert) pairs it computed and how long
+// that took (for the busy-time metrics; two clock reads per expert and batch).
+struct ExpertWork {
+  int64_t expert = 0;
+  int64_t pairs = 0;
+  double seconds = 0.0;
+};
+
 class ExpertStage {
  public:
   ExpertStage(const ModelConfig& cfg, const ExpertWeights& weights);
@@ -23,6 +31,9 @@ class ExpertStage {
   // weight * expert(row). Returns how many (row, expert) pairs it computed.
   int64_t run(const TokenBatch& batch, float* out);
 
+  // Per expert that the last run() computed, in expert order.
+  const std::vector<ExpertWork>& last_work() const { return last_work_; }
+
   // Bytes of expert weights this batch reads (each touched expert once).
   int64_t bytes_touched(const TokenBatch& batch) const;
 
@@ -33,12 +44,14 @@ class ExpertStage {
     int64_t expert = 0;
     std::vector<int64_t> slots;
     std::vector<float> input, output, scratch;
+    double seconds = 0.0;
   };
   void run_group(const TokenBatch& batch, Group& group);
 
   const ModelConfig& cfg_;
   const ExpertWeights& weights_;
   std::vector<Group> groups_;  // reused between calls
+  std::vector<ExpertWork> last_work_;
 };
 
 }  // namespace moeflow

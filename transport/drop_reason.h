@@ -1,6 +1,6 @@
 #pragma once
 // Why a message from the network was dropped. The names are metric labels
-// (moeflow_transport_dropped_messages_total{reason="bad_magic"}), so they never change once
+// (moeflow_link_dropped_frames_total{reason="bad_magic"}), so they never change once
 // shipped.
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,8 @@
-// `moeflow graph check|dot` as an operator runs them, and the committed configs/ checking clean.
+// `moeflow graph check|dot|targets` as an operator runs them, and the committed configs/ checking
+// clean.
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "graph/graph.h"
 #include "tests/graph/graph_test_util.h"
@@ -70,11 +73,52 @@ TEST(GraphCommand, DotPrintsTheDigraph) {
   EXPECT_TRUE(contains(r.output, "\"router:router\" -> \"shard:a\"")) << r.output;
 }
 
+TEST(GraphCommand, TargetsPrintsFileSdJsonForTheCommittedExample) {
+  const Result r = run("graph targets configs/three-node.toml 2>/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_TRUE(j.is_array()) << r.output;
+  ASSERT_EQ(j.size(), 3u) << r.output;
+  const auto entry = [](const char* address, const char* node, const char* role) {
+    return nlohmann::json{{"targets", nlohmann::json::array({address})},
+                          {"labels", {{"node", node}, {"role", role}, {"graph", "three-node"}}}};
+  };
+  EXPECT_EQ(j[0], entry("127.0.0.1:9101", "experts-a", "expert")) << r.output;
+  EXPECT_EQ(j[1], entry("127.0.0.1:9102", "experts-b", "expert")) << r.output;
+  EXPECT_EQ(j[2], entry("127.0.0.1:9100", "router", "router")) << r.output;
+}
+
+TEST(GraphCommand, TargetsNeedsNoModelButAValidGraph) {
+  test_support::TempDir dir;
+  // The model folder does not exist: targets does not read it.
+  auto file = test_support::write_toml(
+      dir.path(), "c.toml",
+      "[model]\npath = \"/nonexistent\"\n"
+      "[nodes.r]\nhost = \"10.0.0.1\"\ncontrol_port = 1\ndata_port = 2\nrouter = true\n"
+      "[nodes.e]\nhost = \"10.0.0.2\"\ncontrol_port = 1\ndata_port = 2\n");
+  Result r = run("graph targets " + file.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "node \"e\" has no metrics_port; it is not listed")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\"127.0.0.1:9100\"")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\"graph\": \"c\"")) << r.output;
+
+  file = test_support::write_toml(dir.path(), "bad.toml",
+                                  "[model]\npath = \"m\"\n[metrics]\nport = 0\n");
+  r = run("graph targets " + file.string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, file.string() + ":4:8: error: port 0 in [metrics] is outside"))
+      << r.output;
+  r = run("graph targets " + (dir.path() / "missing.toml").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "cannot read the graph file")) << r.output;
+}
+
 TEST(GraphCommand, UsageAndBadArguments) {
   EXPECT_EQ(run("graph").exit_code, 2);
   Result r = run("graph --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(contains(r.output, "moeflow graph check FILE")) << r.output;
+  EXPECT_TRUE(contains(r.output, "moeflow graph targets FILE")) << r.output;
   r = run("graph lint configs/local.toml");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.output, "unknown graph command \"lint\"")) << r.output;

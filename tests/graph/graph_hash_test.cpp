@@ -50,6 +50,8 @@ TEST(GraphHash, ChangesWithMeaning) {
   EXPECT_NE(h, hash_of(replaced(kGraph, "../m", "../n")));
   EXPECT_NE(h, hash_of(kGraph + "[timeouts]\nrequest_ms = 9000\n"));
   EXPECT_NE(h, hash_of(kGraph + "[api]\nport = 8001\n"));
+  EXPECT_NE(h, hash_of(kGraph + "[metrics]\nport = 9200\n"));
+  EXPECT_NE(h, hash_of(replaced(kGraph, "[shards.a]", "metrics_port = 9101\n[shards.a]")));
   EXPECT_NE(h, hash_of(replaced(kGraph, "\"../m\"", "\"../m\"\ndtype = \"bf16\"")));
   // "all" and an explicit list are different graphs (they differ once the model changes).
   EXPECT_NE(h, hash_of(replaced(kGraph, "\"0-3\"", "\"all\"")));

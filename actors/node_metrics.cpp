@@ -1,0 +1,34 @@
+#include "actors/node_metrics.h"
+
+#include "transport/handshake.h"
+
+namespace moeflow {
+
+void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
+                      uint64_t graph_hash, uint64_t model_hash) {
+  registry
+      .gauge("moeflow_node_info", "Which node, graph and model this process runs (always 1)",
+             {{"node", node},
+              {"role", role},
+              {"graph_hash", transport::format_hash(graph_hash)},
+              {"model_hash", transport::format_hash(model_hash)}})
+      .set(1);
+}
+
+void export_speculative_metrics(metrics::Registry& registry) {
+  registry.gauge("moeflow_speculative_enabled", "1 while self-speculative decoding is on");
+  registry.counter("moeflow_speculative_drafted_tokens_total", "Draft tokens proposed");
+  registry.counter("moeflow_speculative_accepted_tokens_total",
+                   "Draft tokens the verifier accepted");
+}
+
+metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec) {
+  metrics::RoutingRecorderOptions options;
+  options.window_tokens = static_cast<std::size_t>(spec.window_tokens);
+  options.per_expert = spec.per_expert;
+  options.thresholds.effective_experts_fraction = spec.collapse_effective_fraction;
+  options.thresholds.dead_share = spec.collapse_dead_share;
+  return options;
+}
+
+}  // namespace moeflow

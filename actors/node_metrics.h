@@ -1,0 +1,23 @@
+#pragma once
+// The metrics every node exports about itself, and the metric settings taken from the graph's
+// [metrics] table (docs/metrics.md).
+#include <cstdint>
+#include <string>
+
+#include "graph/graph.h"
+#include "metrics/registry.h"
+#include "metrics/routing_recorder.h"
+
+namespace moeflow {
+
+// moeflow_node_info{node, role, graph_hash, model_hash} = 1. role: "router" or "expert".
+void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
+                      uint64_t graph_hash, uint64_t model_hash);
+
+// The speculative-decoding series, at 0 while speculation is off (so dashboards and alerts can
+// be set up before it is used).
+void export_speculative_metrics(metrics::Registry& registry);
+
+metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec);
+
+}  // namespace moeflow

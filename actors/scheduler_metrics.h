@@ -1,0 +1,31 @@
+#pragma once
+// The scheduler's metrics (docs/metrics.md, "Scheduler and KV cache"): batch and queue sizes with
+// their limits, KV-cache reservation against its budget, refused requests, steps and their time.
+// Updated by the scheduler actor between steps.
+#include <cstdint>
+
+#include "metrics/registry.h"
+
+namespace moeflow {
+
+class SchedulerMetrics {
+ public:
+  SchedulerMetrics(metrics::Registry& registry, int64_t max_running, int64_t max_waiting,
+                   int64_t kv_budget_tokens);
+
+  void queues(int64_t running, int64_t waiting, int64_t kv_reserved);
+  void refused() { refused_.inc(); }
+  void step_done(double seconds);
+
+ private:
+  metrics::Gauge& running_;
+  metrics::Gauge& waiting_;
+  metrics::Gauge& kv_reserved_;
+  metrics::Gauge& kv_usage_;
+  metrics::Counter& refused_;
+  metrics::Counter& steps_;
+  metrics::Histogram& step_seconds_;
+  const double kv_budget_;
+};
+
+}  // namespace moeflow
