@@ -1,8 +1,9 @@
-// `moeflow bench decode|prefill|machine|transport|nodes`: throughput against this machine's physical
-// limits.
+// `moeflow bench decode|prefill|machine|transport|nodes|metrics`: throughput against this machine's
+// physical limits.
 #include <cstdio>
 
 #include "bench/engine_bench.h"
+#include "bench/metrics_bench.h"
 #include "bench/nodes_bench.h"
 #include "bench/transport_bench.h"
 #include "cli/args.h"
@@ -26,6 +27,12 @@ const std::vector<OptionSpec> kNodesOptions = {
     {"batch", "B", "sequences decoded together", "1"},
     {"tokens", "N", "decode steps timed per configuration", "32"},
 };
+const std::vector<OptionSpec> kMetricsOptions = {
+    {"model", "DIR", "checkpoint folder", ""},
+    {"batch", "B", "sequences decoded together", "1"},
+    {"tokens", "N", "decode steps timed per round and pipeline", "32"},
+    {"rounds", "R", "rounds, each timing metrics off and on (order alternates)", "6"},
+};
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
     {"tokens", "N", "prompt length", "512"},
@@ -44,12 +51,13 @@ const std::vector<OptionSpec> kTransportOptions = {
 };
 
 constexpr const char* kUsage =
-    "Usage: moeflow bench <decode|prefill|machine|transport|nodes> [options]\n\n"
+    "Usage: moeflow bench <decode|prefill|machine|transport|nodes|metrics> [options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
     "  machine    this machine's measured read bandwidth and FMA peak\n"
     "  transport  TokenBatch round trips between two processes vs raw TCP\n"
-    "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per layer hop\n";
+    "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per layer hop\n"
+    "  metrics    decode with metrics off vs on (the cost of observability)\n";
 
 }  // namespace
 
@@ -103,6 +111,22 @@ int run_bench(const std::vector<std::string>& argv) {
     if (o.batch < 1 || o.tokens < 1) throw Error("batch and tokens must be >= 1");
     return bench::run_nodes_bench(o);
   }
+  if (what == "metrics") {
+    if (print_help_if_asked(rest, "moeflow bench metrics --model DIR [options]",
+                            "Decode through the actors with metrics off and on, alternating "
+                            "rounds, beside the DRAM bandwidth limit.",
+                            kMetricsOptions))
+      return 0;
+    const Args args(rest, kMetricsOptions);
+    bench::MetricsBenchOptions o;
+    o.model = args.require("model");
+    o.batch = args.get_int("batch", 1);
+    o.tokens = args.get_int("tokens", 32);
+    o.rounds = args.get_int("rounds", 6);
+    if (o.batch < 1 || o.tokens < 1 || o.rounds < 1)
+      throw Error("batch, tokens and rounds must be >= 1");
+    return bench::run_metrics_bench(o);
+  }
   if (what == "machine") return bench::run_machine_bench();
   if (what == "transport") {
     if (print_help_if_asked(rest, "moeflow bench transport [options]",
@@ -123,7 +147,8 @@ int run_bench(const std::vector<std::string>& argv) {
     o.retain_memory = args.has("retain-memory");
     return bench::run_transport_bench(o);
   }
-  throw Error("unknown bench \"" + what + "\" (decode, prefill, machine or transport)");
+  throw Error("unknown bench \"" + what +
+              "\" (decode, prefill, machine, transport, nodes or metrics)");
 }
 
 }  // namespace moeflow::cli

@@ -9,21 +9,16 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numbers>
-#include <sstream>
+
+#include "tests/support/metrics_text.h"
 
 namespace moeflow::metrics {
 namespace {
 
 constexpr double pi = std::numbers::pi;
 
-// The value of the sample `series` (name with its labels, as exposition() writes it); NaN when
-// absent.
 double sample(const Registry& registry, const std::string& series) {
-  std::istringstream in(registry.exposition());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return std::nan("");
+  return test_support::metric_sample(registry.exposition(), series);
 }
 
 // Top-1 routing of `tokens` tokens of `layer`: token t goes to pick(t) with weight 1.
