@@ -31,7 +31,8 @@ struct LocalShards {
 };
 
 LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, const ModelConfig& cfg,
-                              const std::string& node, metrics::Registry& registry) {
+                              const std::string& node,
+                              const std::shared_ptr<metrics::Registry>& registry) {
   LocalShards local;
   local.owner.assign(cfg.num_layers, std::vector<int>(cfg.num_experts, -1));
   for (const ShardSpec* s : g.shards_on(node)) {
@@ -71,7 +72,7 @@ class ExpertNodeServer {
     ours_.node_id = node_index();
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
-    export_node_info(registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
+    export_node_info(*registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
     local_ = load_local_shards(system_, g, cfg_, node_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
@@ -100,15 +101,15 @@ class ExpertNodeServer {
     std::unique_ptr<api::MetricsServer> metrics_server;
     if (spec_.metrics_port > 0) {
       metrics_server =
-          std::make_unique<api::MetricsServer>(registry_, spec_.host, spec_.metrics_port);
+          std::make_unique<api::MetricsServer>(*registry_, spec_.host, spec_.metrics_port);
       metrics_server->start();
       log(node_, "metrics on http://" + spec_.host + ":" + std::to_string(spec_.metrics_port) +
                      "/metrics");
     } else {
       log(node_, "no metrics_port in the graph: not serving /metrics");
     }
-    LinkMetrics control_metrics(registry_, "any", "control");
-    LinkMetrics data_metrics(registry_, "any", "data");
+    LinkMetrics control_metrics(*registry_, "any", "control");
+    LinkMetrics data_metrics(*registry_, "any", "data");
     log(node_, "serving " + std::to_string(local_.actors.size()) + " shard(s) on " + spec_.host +
                    " (control " + std::to_string(spec_.control_port) + ", data " +
                    std::to_string(spec_.data_port) + "), graph " +
@@ -241,8 +242,8 @@ class ExpertNodeServer {
   const std::atomic<bool>* stop_;
   ModelConfig cfg_;
   NodeSpec spec_;
-  metrics::Registry registry_;  // before system_: outlives the shard actors writing to it
-  metrics::Gauge& peers_connected_ = registry_.gauge(
+  std::shared_ptr<metrics::Registry> registry_ = std::make_shared<metrics::Registry>();
+  metrics::Gauge& peers_connected_ = registry_->gauge(
       "moeflow_peers_connected", "Peers that completed the handshake and have not said bye");
   ActorSystemConfig system_config_;
   caf::actor_system system_;

@@ -43,12 +43,11 @@ LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesys
     for (int64_t l = 0; l < p.config.num_layers; ++l)
       for (const auto& holders : owners[l]) replicas[l].push_back(static_cast<int>(holders.size()));
     p.routing = std::make_shared<metrics::RoutingRecorder>(
-        *options.registry, moe_layers(p.config), static_cast<size_t>(p.config.num_experts),
+        options.registry, moe_layers(p.config), static_cast<size_t>(p.config.num_experts),
         std::move(replicas), options.routing);
-    router_options.metrics =
-        std::make_shared<RouterMetrics>(*options.registry, p.config, p.routing);
+    router_options.metrics = std::make_shared<RouterMetrics>(options.registry, p.config, p.routing);
     scheduler_options.metrics = std::make_shared<SchedulerMetrics>(
-        *options.registry, scheduler_options.max_running, scheduler_options.max_waiting,
+        options.registry, scheduler_options.max_running, scheduler_options.max_waiting,
         scheduler_options.kv_budget_tokens);
   }
   for (const auto& selection : shard_experts) {
@@ -57,7 +56,7 @@ LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesys
     std::shared_ptr<ShardMetrics> metrics;
     if (options.registry)
       metrics = std::make_shared<ShardMetrics>(
-          *options.registry, "shard" + std::to_string(p.shards.size()), p.config.num_layers,
+          options.registry, "shard" + std::to_string(p.shards.size()), p.config.num_layers,
           p.config.num_experts, options.routing.per_expert);
     p.shards.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
   }

@@ -26,7 +26,7 @@ struct LocalPipelineOptions {
   SchedulerOptions scheduler;
   // Where the actors' metrics go (shards "shard0", "shard1", ...; routing statistics with the
   // given options); null: metrics off.
-  metrics::Registry* registry = nullptr;
+  std::shared_ptr<metrics::Registry> registry;
   metrics::RoutingRecorderOptions routing;
 };
 

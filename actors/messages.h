@@ -39,7 +39,9 @@ struct StepResult {
   std::vector<double> layer_wait_us;
 };
 
+struct PlacementUpdate;
 using ExpertOutputPtr = std::shared_ptr<const ExpertOutput>;
+using PlacementUpdatePtr = std::shared_ptr<const PlacementUpdate>;
 using StepRequestPtr = std::shared_ptr<const StepRequest>;
 using StepResultPtr = std::shared_ptr<const StepResult>;
 using GenerationRequestPtr = std::shared_ptr<const GenerationRequest>;
@@ -55,6 +57,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::StepRequestPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::StepResultPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::GenerationRequestPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::GenerationResultPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moeflow::PlacementUpdatePtr)
 
 CAF_BEGIN_TYPE_ID_BLOCK(moeflow, caf::first_custom_type_id)
 CAF_ADD_TYPE_ID(moeflow, (moeflow::TokenBatchPtr))
@@ -63,21 +66,23 @@ CAF_ADD_TYPE_ID(moeflow, (moeflow::StepRequestPtr))
 CAF_ADD_TYPE_ID(moeflow, (moeflow::StepResultPtr))
 CAF_ADD_TYPE_ID(moeflow, (moeflow::GenerationRequestPtr))
 CAF_ADD_TYPE_ID(moeflow, (moeflow::GenerationResultPtr))
+CAF_ADD_TYPE_ID(moeflow, (moeflow::PlacementUpdatePtr))
 CAF_END_TYPE_ID_BLOCK(moeflow)
 
 namespace moeflow {
 
-using run_atom = caf::atom_constant<caf::atom("run")>;            // expert shard: run a batch
-using step_atom = caf::atom_constant<caf::atom("step")>;          // router: one forward step
-using release_atom = caf::atom_constant<caf::atom("release")>;    // router: free a sequence
-using generate_atom = caf::atom_constant<caf::atom("generate")>;  // scheduler: a request
-using tick_atom = caf::atom_constant<caf::atom("tick")>;          // scheduler: next decode step
-using reply_atom = caf::atom_constant<caf::atom("reply")>;        // bridge: a remote reply
-using fail_atom = caf::atom_constant<caf::atom("fail")>;          // a remote or stream failure
-using stream_atom = caf::atom_constant<caf::atom("stream")>;      // scheduler: streamed request
-using token_atom = caf::atom_constant<caf::atom("token")>;        // stream: one new token
-using done_atom = caf::atom_constant<caf::atom("done")>;          // stream: finished
-using cancel_atom = caf::atom_constant<caf::atom("cancel")>;      // scheduler: drop a request
+using run_atom = caf::atom_constant<caf::atom("run")>;              // expert shard: run a batch
+using step_atom = caf::atom_constant<caf::atom("step")>;            // router: one forward step
+using release_atom = caf::atom_constant<caf::atom("release")>;      // router: free a sequence
+using generate_atom = caf::atom_constant<caf::atom("generate")>;    // scheduler: a request
+using tick_atom = caf::atom_constant<caf::atom("tick")>;            // scheduler: next decode step
+using reply_atom = caf::atom_constant<caf::atom("reply")>;          // bridge: a remote reply
+using fail_atom = caf::atom_constant<caf::atom("fail")>;            // a remote or stream failure
+using stream_atom = caf::atom_constant<caf::atom("stream")>;        // scheduler: streamed request
+using token_atom = caf::atom_constant<caf::atom("token")>;          // stream: one new token
+using done_atom = caf::atom_constant<caf::atom("done")>;            // stream: finished
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;        // scheduler: drop a request
+using placement_atom = caf::atom_constant<caf::atom("placement")>;  // router: new placement
 
 // An expert shard: runs the experts it holds over a batch.
 using expert_shard_actor =
@@ -89,10 +94,23 @@ using remote_shard_actor =
     expert_shard_actor::extend<caf::reacts_to<reply_atom, uint64_t, ExpertOutputPtr>,
                                caf::reacts_to<fail_atom, uint64_t, std::string>>;
 
+// Owners of each (layer, expert): indices into `shards`. owners[layer][expert] lists every
+// replica; owners[layer] is empty for a dense layer.
+using ExpertOwners = std::vector<std::vector<std::vector<int>>>;
+
+// A new placement for the router: the shards it may send rows to and which experts each holds.
+// The router applies it between steps; the step in flight finishes on the old one.
+struct PlacementUpdate {
+  std::vector<expert_shard_actor> shards;
+  ExpertOwners owners;
+};
+
 // The router: embeddings, attention, gates, KV cache; dispatches rows to shards per layer.
+// (placement_atom, update) replaces the shards and owners from the next step on.
 using router_actor =
     caf::typed_actor<caf::replies_to<step_atom, StepRequestPtr>::with<StepResultPtr>,
-                     caf::reacts_to<release_atom, uint64_t>>;
+                     caf::reacts_to<release_atom, uint64_t>,
+                     caf::reacts_to<placement_atom, PlacementUpdatePtr>>;
 
 // The scheduler: batches generation requests into router steps (continuous batching).
 // Streaming: (stream_atom, id, request, sink) makes the scheduler send the sink

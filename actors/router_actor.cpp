@@ -33,39 +33,96 @@ void finish_step(self_ptr self, const std::string& error) {
   start_next(self);
 }
 
+using Clock = std::chrono::steady_clock;
+
+void send_slices(self_ptr self, std::vector<BatchSlice> slices);
+bool redispatch_failed(self_ptr self);
+
 // All shards of the current layer have answered (or failed).
 void on_layer_done(self_ptr self) {
   auto& st = self->state;
-  if (!st.failure.empty()) return finish_step(self, st.failure);
+  if (!st.failed_slices.empty() && !redispatch_failed(self)) return finish_step(self, st.failure);
+  if (st.outstanding > 0) return;  // failed pairs went to other replicas: wait for them
   const double wait_us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - st.dispatched)
-          .count();
+      std::chrono::duration<double, std::micro>(Clock::now() - st.dispatched).count();
   st.layer_wait_us.push_back(wait_us);
   if (st.options.metrics) st.options.metrics->layer_done(*st.batch, wait_us * 1e-6);
   const int64_t d = st.model->config().hidden_size;
   st.routed.assign(st.batch->size() * d, 0.0f);
   for (size_t i = 0; i < st.slices.size(); ++i)
-    add_slice_output(st.slices[i], st.outputs[i]->rows.data(), st.routed.data());
+    if (st.outputs[i]) add_slice_output(st.slices[i], st.outputs[i]->rows.data(), st.routed.data());
   st.model->stage().combine(*st.batch, st.routed.data(), st.hidden.data());
   ++st.layer;
   run_layers(self);
 }
 
-void dispatch_layer(self_ptr self) {
+// Picks a holder for each (row, expert) pair: the replica with the least pairs assigned so far
+// in this layer, among those not set aside and not failed in this layer; when every replica is
+// set aside it still tries one (a node may be back), but never one that failed in this layer.
+class ReplicaChooser {
+ public:
+  ReplicaChooser(const router_state& st, const std::vector<std::vector<int>>& owners)
+      : st_(st), owners_(owners), assigned_(st.shards.size(), 0), now_(Clock::now()) {}
+
+  // -1 when every replica failed in this layer.
+  int operator()(int64_t, int32_t expert) {
+    if (expert < 0) return -1;
+    int best = -1;
+    bool best_available = false;
+    for (int s : owners_[expert]) {
+      if (st_.failed_in_layer[s]) continue;
+      const bool available = now_ >= st_.set_aside_until[s];
+      if (best < 0 || (available && !best_available) ||
+          (available == best_available && assigned_[s] < assigned_[best])) {
+        best = s;
+        best_available = available;
+      }
+    }
+    if (best >= 0) ++assigned_[best];
+    return best;
+  }
+
+ private:
+  const router_state& st_;
+  const std::vector<std::vector<int>>& owners_;
+  std::vector<int64_t> assigned_;
+  Clock::time_point now_;
+};
+
+// Sends the pairs of the failed slices to other replicas. False when some pair has none left.
+bool redispatch_failed(self_ptr self) {
   auto& st = self->state;
-  const auto& owners = st.owners[st.layer];
-  for (int32_t e : st.batch->experts)
-    if (e < 0 || e >= static_cast<int32_t>(owners.size()) || owners[e].empty())
-      return finish_step(self, "layer " + std::to_string(st.layer) + ": expert " +
-                                   std::to_string(e) + " is held by no shard");
-  st.slices = split_batch(st.batch, static_cast<int>(st.shards.size()),
-                          [&owners](int64_t, int32_t e) { return owners[e].front(); });
-  st.outputs.assign(st.slices.size(), nullptr);
-  st.outstanding = static_cast<int>(st.slices.size());
+  std::vector<BatchSlice> again;
+  ReplicaChooser choose(st, st.owners[st.layer]);
+  for (size_t i : st.failed_slices) {
+    const BatchSlice& failed = st.slices[i];
+    bool orphan = false;
+    auto parts =
+        split_batch(failed.batch, static_cast<int>(st.shards.size()), [&](int64_t l, int32_t e) {
+          const int holder = choose(l, e);
+          if (e >= 0 && holder < 0) orphan = true;
+          return holder;
+        });
+    if (orphan) return false;
+    for (BatchSlice& part : parts) {
+      for (int64_t& row : part.rows) row = failed.rows[row];  // rows of the layer's batch
+      again.push_back(std::move(part));
+    }
+  }
+  st.failed_slices.clear();
   st.failure.clear();
-  st.dispatched = std::chrono::steady_clock::now();
-  if (st.outstanding == 0) return on_layer_done(self);
-  for (size_t i = 0; i < st.slices.size(); ++i) {
+  if (st.options.metrics) st.options.metrics->failed_over(again.size());
+  send_slices(self, std::move(again));
+  return true;
+}
+
+void send_slices(self_ptr self, std::vector<BatchSlice> slices) {
+  auto& st = self->state;
+  const size_t first = st.slices.size();
+  for (BatchSlice& slice : slices) st.slices.push_back(std::move(slice));
+  st.outputs.resize(st.slices.size(), nullptr);
+  st.outstanding += static_cast<int>(st.slices.size() - first);
+  for (size_t i = first; i < st.slices.size(); ++i) {
     const TokenBatchPtr batch = st.slices[i].batch;
     const int64_t layer = st.layer;
     const int holder = st.slices[i].holder;
@@ -75,13 +132,37 @@ void dispatch_layer(self_ptr self) {
               self->state.outputs[i] = out;
               if (--self->state.outstanding == 0) on_layer_done(self);
             },
-            [self, layer, holder](caf::error& err) {
-              if (self->state.failure.empty())
-                self->state.failure = "layer " + std::to_string(layer) + ": expert shard " +
-                                      std::to_string(holder) + " failed: " + describe(err);
-              if (--self->state.outstanding == 0) on_layer_done(self);
+            [self, i, layer, holder](caf::error& err) {
+              auto& st = self->state;
+              if (st.failure.empty())
+                st.failure = "layer " + std::to_string(layer) + ": expert shard " +
+                             std::to_string(holder) + " failed: " + describe(err);
+              st.failed_slices.push_back(i);
+              st.failed_in_layer[holder] = true;
+              st.set_aside_until[holder] = Clock::now() + st.options.failed_shard_retry;
+              if (--st.outstanding == 0) on_layer_done(self);
             });
   }
+}
+
+void dispatch_layer(self_ptr self) {
+  auto& st = self->state;
+  const auto& owners = st.owners[st.layer];
+  for (int32_t e : st.batch->experts)
+    if (e < 0 || e >= static_cast<int32_t>(owners.size()) || owners[e].empty())
+      return finish_step(self, "layer " + std::to_string(st.layer) + ": expert " +
+                                   std::to_string(e) + " is held by no shard");
+  st.failed_in_layer.assign(st.shards.size(), false);
+  st.failed_slices.clear();
+  st.failure.clear();
+  st.slices.clear();
+  st.outputs.clear();
+  st.outstanding = 0;
+  st.dispatched = Clock::now();
+  auto slices =
+      split_batch(st.batch, static_cast<int>(st.shards.size()), ReplicaChooser(st, owners));
+  if (slices.empty()) return on_layer_done(self);
+  send_slices(self, std::move(slices));
 }
 
 void run_layers(self_ptr self) {
@@ -100,9 +181,20 @@ void run_layers(self_ptr self) {
   finish_step(self, "");
 }
 
+void apply_placement(router_state& st, const PlacementUpdate& update) {
+  st.shards = update.shards;
+  st.owners = update.owners;
+  st.set_aside_until.assign(st.shards.size(), Clock::time_point{});
+}
+
 void start_next(self_ptr self) {
   auto& st = self->state;
-  if (st.busy || st.queue.empty()) return;
+  if (st.busy) return;
+  if (st.next_placement) {
+    apply_placement(st, *st.next_placement);
+    st.next_placement = nullptr;
+  }
+  if (st.queue.empty()) return;
   st.busy = true;
   st.current = std::move(st.queue.front());
   st.queue.pop_front();
@@ -126,8 +218,7 @@ router_actor::behavior_type make_router(router_actor::stateful_pointer<router_st
                                         std::vector<expert_shard_actor> shards, ExpertOwners owners,
                                         RouterOptions options) {
   self->state.model = std::move(model);
-  self->state.shards = std::move(shards);
-  self->state.owners = std::move(owners);
+  apply_placement(self->state, PlacementUpdate{std::move(shards), std::move(owners)});
   self->state.options = options;
   return {
       [self](step_atom, const StepRequestPtr& request) {
@@ -137,6 +228,10 @@ router_actor::behavior_type make_router(router_actor::stateful_pointer<router_st
         return promise;
       },
       [self](release_atom, uint64_t seq_id) { self->state.model->cache().release(seq_id); },
+      [self](placement_atom, const PlacementUpdatePtr& update) {
+        self->state.next_placement = update;
+        start_next(self);  // applies it now when no step is in flight
+      },
   };
 }
 

@@ -2,7 +2,13 @@
 // router: owns embeddings, attention, norms, gates and the KV cache. For each step and each MoE
 // layer it sends every shard the rows whose chosen experts it holds, waits for all of them, and
 // combines their weighted outputs before the next layer. Steps run one at a time, in arrival
-// order; a failed shard fails the step (its KV rows are rolled back) but not the router.
+// order.
+//
+// Replicas: an expert held by several shards has its (row, expert) pairs spread over them, each
+// pair to the replica with the least work assigned so far in the layer. A shard whose request
+// fails is set aside for `failed_shard_retry` (it gets no rows unless it is an expert's only
+// holder) and the failed pairs go again to other replicas in the same step; only a pair with no
+// other replica fails the step (its KV rows are rolled back), never the router.
 #include <caf/all.hpp>
 #include <chrono>
 #include <deque>
@@ -16,11 +22,9 @@
 
 namespace moeflow {
 
-// owners[layer][expert]: indices of the shards holding that expert (empty for dense layers).
-using ExpertOwners = std::vector<std::vector<std::vector<int>>>;
-
 struct RouterOptions {
   caf::timespan shard_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds failed_shard_retry{2000};
   std::shared_ptr<RouterMetrics> metrics;  // null: metrics off
 };
 
@@ -39,6 +43,9 @@ struct router_state {
   ExpertOwners owners;
   RouterOptions options;
   std::deque<Pending> queue;
+  PlacementUpdatePtr next_placement;  // applied when no step is in flight
+  // Per shard: until when it gets no rows after a failure.
+  std::vector<std::chrono::steady_clock::time_point> set_aside_until;
 
   // The step in flight.
   bool busy = false;
@@ -48,9 +55,11 @@ struct router_state {
   int64_t layer = 0;
   TokenBatchPtr batch;  // the current layer's rows, shared with the shards it goes to
   std::vector<BatchSlice> slices;
-  std::vector<ExpertOutputPtr> outputs;
+  std::vector<ExpertOutputPtr> outputs;  // null for a slice that failed
   int outstanding = 0;
-  std::string failure;  // first error of the current layer
+  std::vector<size_t> failed_slices;  // of the current layer, to send again elsewhere
+  std::vector<bool> failed_in_layer;  // per shard
+  std::string failure;                // first error of the current layer
   std::chrono::steady_clock::time_point dispatched;
   std::vector<double> layer_wait_us;
 };

@@ -9,11 +9,16 @@ std::vector<int64_t> moe_layers(const ModelConfig& cfg) {
   return layers;
 }
 
-RouterMetrics::RouterMetrics(metrics::Registry& registry, const ModelConfig& cfg,
+RouterMetrics::RouterMetrics(std::shared_ptr<metrics::Registry> registry, const ModelConfig& cfg,
                              std::shared_ptr<metrics::RoutingRecorder> routing)
-    : routing_(std::move(routing)), layer_wait_(cfg.num_layers, nullptr) {
+    : routing_(std::move(routing)),
+      layer_wait_(cfg.num_layers, nullptr),
+      failovers_(registry->counter("moeflow_router_failovers_total",
+                                   "Slices of failed expert-shard requests sent again to other "
+                                   "replicas")),
+      registry_(registry) {
   for (int64_t l : moe_layers(cfg))
-    layer_wait_[l] = &registry.histogram(
+    layer_wait_[l] = &registry->histogram(
         "moeflow_layer_wait_seconds",
         "Per MoE layer and step: rows dispatched to the last expert shard's reply",
         {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},

@@ -13,18 +13,24 @@ namespace moeflow {
 
 class RouterMetrics {
  public:
-  RouterMetrics(metrics::Registry& registry, const ModelConfig& cfg,
+  // Keeps `registry` alive as long as these metrics.
+  RouterMetrics(std::shared_ptr<metrics::Registry> registry, const ModelConfig& cfg,
                 std::shared_ptr<metrics::RoutingRecorder> routing);
 
   // One MoE layer of a step is done: its batch's routing and the seconds from dispatching its
   // rows to the last shard's reply.
   void layer_done(const TokenBatch& batch, double wait_seconds);
 
+  // Pairs of failed shard requests were sent again, in `slices` slices, to other replicas.
+  void failed_over(size_t slices) { failovers_.add(static_cast<double>(slices)); }
+
   metrics::RoutingRecorder& routing() { return *routing_; }
 
  private:
   std::shared_ptr<metrics::RoutingRecorder> routing_;
   std::vector<metrics::Histogram*> layer_wait_;  // per model layer; null for dense layers
+  metrics::Counter& failovers_;
+  std::shared_ptr<metrics::Registry> registry_;
 };
 
 // The model's MoE layer indices.

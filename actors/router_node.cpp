@@ -44,8 +44,8 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
       node->registry, moe_layers(cfg), static_cast<size_t>(cfg.num_experts), replicas,
       routing_recorder_options(g.metrics));
   const uint64_t our_model_hash = model_hash(router_model->checkpoint());
-  export_node_info(node->registry, me.name, "router", graph_hash(g), our_model_hash);
-  export_speculative_metrics(node->registry);
+  export_node_info(*node->registry, me.name, "router", graph_hash(g), our_model_hash);
+  export_speculative_metrics(*node->registry);
 
   // Remote nodes that hold shards, in graph order; one bridge peer each.
   std::map<std::string, int> peer_of;
@@ -70,7 +70,7 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
         std::make_unique<Bridge>(peers, ours, limits,
                                  BridgeTimeouts{std::chrono::milliseconds(g.timeouts.heartbeat_ms),
                                                 std::chrono::milliseconds(g.timeouts.peer_down_ms)},
-                                 &node->registry);
+                                 node->registry.get());
   }
 
   for (const ShardSpec& s : g.shards) {
@@ -89,6 +89,8 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
   }
   RouterOptions router_options;
   router_options.shard_timeout = std::chrono::milliseconds(g.timeouts.request_ms);
+  // A failed node is tried again once the bridge could have noticed that it is back.
+  router_options.failed_shard_retry = std::chrono::milliseconds(g.timeouts.peer_down_ms);
   router_options.metrics = std::make_shared<RouterMetrics>(node->registry, cfg, node->routing);
   node->pipeline.router = system.spawn(make_router, router_model, node->pipeline.shards,
                                        placement.owners, router_options);

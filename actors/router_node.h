@@ -17,7 +17,7 @@ namespace moeflow {
 struct RouterNode {
   caf::actor_system* system = nullptr;
   // The node's metrics (docs/metrics.md); declared first so it outlives everything writing to it.
-  metrics::Registry registry;
+  std::shared_ptr<metrics::Registry> registry = std::make_shared<metrics::Registry>();
   std::shared_ptr<metrics::RoutingRecorder> routing;
   std::unique_ptr<Bridge> bridge;  // null when every shard is local
   LocalPipeline pipeline;

@@ -85,6 +85,7 @@ void retire(self_ptr self, const std::vector<uint64_t>& ids) {
     st.kv_reserved -= kv_need(*it);
     st.running.erase(it);
   }
+  publish_queues(self);
 }
 
 void on_step_result(self_ptr self, const std::vector<std::pair<uint64_t, bool>>& stepped,

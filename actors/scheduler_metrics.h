@@ -3,6 +3,7 @@
 // their limits, KV-cache reservation against its budget, refused requests, steps and their time.
 // Updated by the scheduler actor between steps.
 #include <cstdint>
+#include <memory>
 
 #include "metrics/registry.h"
 
@@ -10,8 +11,9 @@ namespace moeflow {
 
 class SchedulerMetrics {
  public:
-  SchedulerMetrics(metrics::Registry& registry, int64_t max_running, int64_t max_waiting,
-                   int64_t kv_budget_tokens);
+  // Keeps `registry` alive as long as these metrics.
+  SchedulerMetrics(std::shared_ptr<metrics::Registry> registry, int64_t max_running,
+                   int64_t max_waiting, int64_t kv_budget_tokens);
 
   void queues(int64_t running, int64_t waiting, int64_t kv_reserved);
   void refused() { refused_.inc(); }
@@ -26,6 +28,7 @@ class SchedulerMetrics {
   metrics::Counter& steps_;
   metrics::Histogram& step_seconds_;
   const double kv_budget_;
+  std::shared_ptr<metrics::Registry> registry_;
 };
 
 }  // namespace moeflow

@@ -3,6 +3,7 @@
 // queue depth and stage latency per shard, busy time per (layer, expert). Updated by the shard's
 // actor after each batch with a few atomic adds; series are created on first use and cached.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,8 +16,9 @@ namespace moeflow {
 class ShardMetrics {
  public:
   // per_expert = false: busy time per layer with expert="all".
-  ShardMetrics(metrics::Registry& registry, std::string shard, int64_t layers, int64_t experts,
-               bool per_expert);
+  // Keeps `registry` alive as long as these metrics.
+  ShardMetrics(std::shared_ptr<metrics::Registry> registry, std::string shard, int64_t layers,
+               int64_t experts, bool per_expert);
 
   // One batch of `layer` took `seconds`; `queued` batches were waiting when it started.
   void observe(int64_t layer, double seconds, int64_t pairs, std::size_t queued,
@@ -25,7 +27,7 @@ class ShardMetrics {
  private:
   metrics::Counter& busy_counter(int64_t layer, int64_t expert);
 
-  metrics::Registry& registry_;
+  std::shared_ptr<metrics::Registry> registry_;
   const std::string shard_;
   const int64_t experts_;
   const bool per_expert_;

@@ -57,9 +57,8 @@ int run_metrics_bench(const MetricsBenchOptions& opts) {
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
   std::fprintf(stderr, "loading %s twice (metrics off, metrics on)...\n", opts.model.c_str());
-  metrics::Registry registry;
   LocalPipelineOptions off_options, on_options;
-  on_options.registry = &registry;
+  on_options.registry = std::make_shared<metrics::Registry>();
   const LocalPipeline off = spawn_local_pipeline(system, opts.model, {nullptr}, off_options);
   const LocalPipeline on = spawn_local_pipeline(system, opts.model, {nullptr}, on_options);
   const ModelConfig& model = off.config;

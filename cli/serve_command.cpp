@@ -57,10 +57,10 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   const char* env_key = std::getenv("MOEFLOW_API_KEY");
   options.api_key = args.get("api-key", env_key ? env_key : "");
   options.context_length = node->pipeline.config.max_position_embeddings;
-  options.registry = &node->registry;
+  options.registry = node->registry.get();
   metrics::RoutingRecorder* routing = node->routing.get();
   options.routing_json = [routing] { return routing->routing_json(); };
-  api::MetricsServer metrics_server(node->registry, graph.metrics.host, graph.metrics.port,
+  api::MetricsServer metrics_server(*node->registry, graph.metrics.host, graph.metrics.port,
                                     options.routing_json);
   metrics_server.start();
   log("metrics on http://" + graph.metrics.host + ":" + std::to_string(metrics_server.port()) +

@@ -13,15 +13,16 @@ Labels layer_labels(int64_t layer) {
 
 }  // namespace
 
-RoutingRecorder::RoutingRecorder(Registry& registry, std::vector<int64_t> moe_layers,
-                                 std::size_t experts, std::vector<std::vector<int>> replicas,
+RoutingRecorder::RoutingRecorder(std::shared_ptr<Registry> registry,
+                                 std::vector<int64_t> moe_layers, std::size_t experts,
+                                 std::vector<std::vector<int>> replicas,
                                  RoutingRecorderOptions options)
-    : registry_(registry),
+    : registry_(std::move(registry)),
       experts_(experts),
       options_(options),
-      skipped_(registry.counter("moeflow_routing_skipped_steps_total",
-                                "MoE layer routings not recorded because the statistics queue "
-                                "was full")) {
+      skipped_(registry_->counter("moeflow_routing_skipped_steps_total",
+                                  "MoE layer routings not recorded because the statistics queue "
+                                  "was full")) {
   if (experts == 0) throw Error("routing recorder: a model without experts");
   if (options_.window_tokens == 0) throw Error("routing recorder: window_tokens must be > 0");
   int64_t max_layer = -1;
@@ -34,16 +35,16 @@ RoutingRecorder::RoutingRecorder(Registry& registry, std::vector<int64_t> moe_la
     Layer layer(l, experts, options_.thresholds);
     if (options_.per_expert) {
       for (std::size_t e = 0; e < experts; ++e)
-        layer.token_counters.push_back(&registry.counter(
+        layer.token_counters.push_back(&registry_->counter(
             "moeflow_expert_tokens_total", "Tokens the router sent to each expert",
             {{"layer", std::to_string(l)}, {"expert", std::to_string(e)}}));
     } else {
-      layer.token_counters.push_back(
-          &registry.counter("moeflow_expert_tokens_total", "Tokens the router sent to each expert",
-                            {{"layer", std::to_string(l)}, {"expert", "all"}}));
+      layer.token_counters.push_back(&registry_->counter(
+          "moeflow_expert_tokens_total", "Tokens the router sent to each expert",
+          {{"layer", std::to_string(l)}, {"expert", "all"}}));
     }
-    layer.windows_total = &registry.counter("moeflow_routing_windows_total",
-                                            "Specialisation windows completed", labels);
+    layer.windows_total = &registry_->counter("moeflow_routing_windows_total",
+                                              "Specialisation windows completed", labels);
     layers_.push_back(std::move(layer));
   }
   replicas_ = std::move(replicas);
@@ -140,7 +141,7 @@ void RoutingRecorder::fold(Layer& layer, const Entry& entry) {
 void RoutingRecorder::create_gauges(Layer& layer) {
   const Labels labels = layer_labels(layer.layer);
   auto gauge = [&](const char* name, const char* help) {
-    return &registry_.gauge(name, help, labels);
+    return &registry_->gauge(name, help, labels);
   };
   layer.entropy = gauge("moeflow_routing_entropy_nats",
                         "Entropy of the layer's mean routing distribution (last window)");
@@ -203,14 +204,15 @@ void RoutingRecorder::publish_replicas() {
     if (options_.per_expert) {
       for (std::size_t e = 0; e < experts_; ++e)
         registry_
-            .gauge("moeflow_expert_replicas", help,
-                   {{"layer", std::to_string(l)}, {"expert", std::to_string(e)}})
+            ->gauge("moeflow_expert_replicas", help,
+                    {{"layer", std::to_string(l)}, {"expert", std::to_string(e)}})
             .set(replicas_of(e));
     } else {
       double total = 0;
       for (std::size_t e = 0; e < experts_; ++e) total += replicas_of(e);
       registry_
-          .gauge("moeflow_expert_replicas", help, {{"layer", std::to_string(l)}, {"expert", "all"}})
+          ->gauge("moeflow_expert_replicas", help,
+                  {{"layer", std::to_string(l)}, {"expert", "all"}})
           .set(total);
     }
   }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -34,8 +35,10 @@ class RoutingRecorder {
  public:
   // moe_layers: the model's MoE layer indices; replicas[layer][expert]: how many shards hold each
   // expert (indexed by model layer; dense layers may be empty).
-  RoutingRecorder(Registry& registry, std::vector<int64_t> moe_layers, std::size_t experts,
-                  std::vector<std::vector<int>> replicas, RoutingRecorderOptions options = {});
+  // Keeps `registry` alive as long as the recorder (actors may outlive whoever made both).
+  RoutingRecorder(std::shared_ptr<Registry> registry, std::vector<int64_t> moe_layers,
+                  std::size_t experts, std::vector<std::vector<int>> replicas,
+                  RoutingRecorderOptions options = {});
   ~RoutingRecorder();
   RoutingRecorder(const RoutingRecorder&) = delete;
   RoutingRecorder& operator=(const RoutingRecorder&) = delete;
@@ -86,7 +89,7 @@ class RoutingRecorder {
   void publish_replicas();
   Layer* find_layer(int64_t layer);
 
-  Registry& registry_;
+  std::shared_ptr<Registry> registry_;
   const std::size_t experts_;
   const RoutingRecorderOptions options_;
   Counter& skipped_;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "actors/router_node.h"
 #include "core/child_process.h"
 #include "tests/support/golden.h"
+#include "tests/support/metrics_text.h"
 #include "tests/support/scheduler_client.h"
 #include "tests/support/temp_dir.h"
 #include "transport/endpoint.h"
@@ -29,9 +31,12 @@ struct Ports {
   int router_control, router_data, a_control, a_data, b_control, b_data;
 };
 
+// Each expert node holds half of the experts, or, with `replicated`, every expert (so that each
+// expert has a replica on both nodes).
 std::string write_graph(const std::filesystem::path& dir, const std::filesystem::path& model,
-                        int experts, const Ports& p) {
-  const int half = experts / 2;
+                        int experts, const Ports& p, bool replicated = false) {
+  const int half = replicated ? experts : experts / 2;
+  const int b_first = replicated ? 0 : half;
   std::ofstream out(dir / "graph.toml");
   out << "[model]\npath = \"" << model.string() << "\"\n\n"
       << "[timeouts]\nheartbeat_ms = 100\npeer_down_ms = 600\nrequest_ms = 3000\n\n"
@@ -42,13 +47,14 @@ std::string write_graph(const std::filesystem::path& dir, const std::filesystem:
       << "[nodes.experts-b]\nhost = \"127.0.0.1\"\ncontrol_port = " << p.b_control
       << "\ndata_port = " << p.b_data << "\n\n"
       << "[shards.a]\nnode = \"experts-a\"\nexperts = \"0-" << half - 1 << "\"\n\n"
-      << "[shards.b]\nnode = \"experts-b\"\nexperts = \"" << half << "-" << experts - 1 << "\"\n";
+      << "[shards.b]\nnode = \"experts-b\"\nexperts = \"" << b_first << "-" << experts - 1
+      << "\"\n";
   return (dir / "graph.toml").string();
 }
 
 class ThreeNodes : public ::testing::Test {
  protected:
-  void start(const std::string& family) {
+  void start(const std::string& family, bool replicated = false) {
     golden_ = test_support::load_golden(family);
     const auto cfg = nlohmann::json::parse(std::ifstream(golden_.dir / "config.json"));
     int experts = 0;
@@ -57,7 +63,7 @@ class ThreeNodes : public ::testing::Test {
     ports_ = {transport::free_loopback_port(), transport::free_loopback_port(),
               transport::free_loopback_port(), transport::free_loopback_port(),
               transport::free_loopback_port(), transport::free_loopback_port()};
-    graph_file_ = write_graph(temp_.path(), golden_.dir, experts, ports_);
+    graph_file_ = write_graph(temp_.path(), golden_.dir, experts, ports_, replicated);
     node_a_ = start_node("experts-a");
     node_b_ = start_node("experts-b");
     node_ = start_router_node(system_, load_graph(graph_file_), 10s);
@@ -69,10 +75,10 @@ class ThreeNodes : public ::testing::Test {
         temp_.path() / (name + ".log"));
   }
 
-  void expect_reference_tokens() {
+  void expect_reference_tokens(std::chrono::milliseconds timeout = 30s) {
     const auto outcomes = test_support::run_requests(
         system_, node_->pipeline.scheduler,
-        test_support::greedy_requests(golden_.prompts, golden_.decode_steps + 1));
+        test_support::greedy_requests(golden_.prompts, golden_.decode_steps + 1), timeout);
     for (size_t i = 0; i < outcomes.size(); ++i) {
       EXPECT_EQ(outcomes[i].error, "") << i;
       EXPECT_EQ(outcomes[i].result.tokens, golden_.greedy[i]) << i;
@@ -144,6 +150,33 @@ TEST_F(ThreeNodes, KilledExpertNodeFailsItsRequestsAndRecoversWhenBack) {
   std::string why;
   ASSERT_TRUE(node_->bridge->wait_until_up(10s, &why)) << why;
   expect_reference_tokens();
+}
+
+// Both expert nodes hold every expert. SIGKILL one while requests stream: the router sends the
+// pairs that were waiting on it to the other replica, and every request still ends with the
+// reference tokens.
+TEST_F(ThreeNodes, KilledReplicaNodeMidTrafficLosesNoRequest) {
+  start("mixtral", /*replicated=*/true);
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0};
+  std::thread traffic([&] {
+    while (!stop) {
+      expect_reference_tokens(10s);
+      ++rounds;
+    }
+  });
+  while (rounds < 2) std::this_thread::sleep_for(1ms);
+  node_b_->signal(SIGKILL);
+  node_b_->wait();
+  const int rounds_at_kill = rounds;
+  // peer_down_ms is 600: requests in flight to the dead node fail then and go to experts-a.
+  std::this_thread::sleep_for(1500ms);
+  stop = true;
+  traffic.join();
+  EXPECT_GE(rounds - rounds_at_kill, 2);
+  const std::string metrics = node_->registry->exposition();
+  EXPECT_GE(test_support::metric_sum(metrics, "moeflow_router_failovers_total"), 1.0) << metrics;
+  EXPECT_EQ(test_support::metric_sample(metrics, R"(moeflow_peer_up{peer="experts-b"})"), 0.0);
 }
 
 // Garbage, truncated, wrong-version and oversized frames to both sockets of an expert node are

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "actors/actor_system_setup.h"
 #include "actors/local_pipeline.h"
@@ -26,9 +27,9 @@ TEST_P(PipelineMetrics, CountTheWorkDoneAndChangeNoToken) {
   const auto golden = test_support::load_golden(GetParam());
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
-  metrics::Registry registry;
+  auto registry = std::make_shared<metrics::Registry>();
   LocalPipelineOptions options;
-  options.registry = &registry;
+  options.registry = registry;
   options.routing.window_tokens = 16;
   const ModelConfig model = load_model_config(golden.dir);
   const int64_t half = model.num_experts / 2;
@@ -46,7 +47,7 @@ TEST_P(PipelineMetrics, CountTheWorkDoneAndChangeNoToken) {
     rows += static_cast<int64_t>(golden.prompts[i].size()) + max_tokens - 1;
   }
   p.routing->flush();
-  const std::string text = registry.exposition();
+  const std::string text = registry->exposition();
   const std::vector<int64_t> moe = moe_layers(model);
   for (int64_t l : moe) {
     const std::string layer = std::to_string(l);
@@ -70,9 +71,15 @@ TEST_P(PipelineMetrics, CountTheWorkDoneAndChangeNoToken) {
   // Every step waits once per MoE layer.
   EXPECT_EQ(metric_sum(text, "moeflow_layer_wait_seconds_count"),
             steps * static_cast<double>(moe.size()));
-  EXPECT_EQ(metric_sample(text, "moeflow_scheduler_running_sequences"), 0.0);
-  EXPECT_EQ(metric_sample(text, "moeflow_scheduler_waiting_requests"), 0.0);
-  EXPECT_EQ(metric_sample(text, "moeflow_kv_cache_reserved_tokens"), 0.0);
+  // The scheduler updates its gauges right after delivering the results: wait for that.
+  std::string idle = registry->exposition();
+  for (int i = 0; i < 200 && metric_sample(idle, "moeflow_kv_cache_reserved_tokens") != 0.0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    idle = registry->exposition();
+  }
+  EXPECT_EQ(metric_sample(idle, "moeflow_scheduler_running_sequences"), 0.0);
+  EXPECT_EQ(metric_sample(idle, "moeflow_scheduler_waiting_requests"), 0.0);
+  EXPECT_EQ(metric_sample(idle, "moeflow_kv_cache_reserved_tokens"), 0.0);
   EXPECT_EQ(metric_sample(text, "moeflow_routing_skipped_steps_total"), 0.0);
 
   if (std::system("command -v promtool > /dev/null 2>&1") == 0) {
