@@ -8,8 +8,8 @@ void export_node_info(metrics::Registry& registry, const std::string& node, cons
                       uint64_t graph_hash, uint64_t model_hash) {
   registry
       .gauge("moeflow_node_info", "Which node, graph and model this process runs (always 1)",
-             {{"node", node},
-              {"role", role},
+             {{"node_name", node},
+              {"node_role", role},
               {"graph_hash", transport::format_hash(graph_hash)},
               {"model_hash", transport::format_hash(model_hash)}})
       .set(1);

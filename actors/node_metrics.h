@@ -10,7 +10,7 @@
 
 namespace moeflow {
 
-// moeflow_node_info{node, role, graph_hash, model_hash} = 1. role: "router" or "expert".
+// moeflow_node_info{node_name, node_role, graph_hash, model_hash} = 1. role: "router" or "expert".
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
                       uint64_t graph_hash, uint64_t model_hash);
 

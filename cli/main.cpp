@@ -16,7 +16,7 @@ constexpr const char* kUsage =
     "  generate   generate tokens from a Hugging Face MoE checkpoint\n"
     "  inspect    describe a checkpoint: architecture, experts, parameters, memory\n"
     "  bench      measure decode, prefill and transport speed against this machine's limits\n"
-    "  graph      check a deployment graph (TOML) against its model, or draw it\n"
+    "  graph      check a deployment graph (TOML), draw it, or list its Prometheus targets\n"
     "  serve      run one expert node of a deployment graph (multi-node)\n"
     "\n"
     "Run `moeflow <command> --help` for the options of a command.\n";

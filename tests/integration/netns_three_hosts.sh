@@ -17,6 +17,10 @@ WORK="$(mktemp -d)"
 
 cleanup() {
   for pid in ${PIDS:-}; do kill "$pid" 2>/dev/null || true; done
+  # Anything still running inside the namespaces (ip netns del would orphan it).
+  for ns in "$NS_R" "$NS_A" "$NS_B"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   for ns in "$NS_R" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -87,9 +91,11 @@ experts = "$HALF-$((EXPERTS - 1))"
 TOML
 "$BIN" graph check "$WORK/graph.toml"
 
-in_ns "$NS_A" "$BIN" serve --graph "$WORK/graph.toml" --node experts-a > "$WORK/a.log" 2>&1 &
+# `ip netns exec` itself, not the in_ns function (a backgrounded function is a subshell, and $!
+# would be that subshell rather than moeflow).
+ip netns exec "$NS_A" "$BIN" serve --graph "$WORK/graph.toml" --node experts-a > "$WORK/a.log" 2>&1 &
 PIDS="$!"
-in_ns "$NS_B" "$BIN" serve --graph "$WORK/graph.toml" --node experts-b > "$WORK/b.log" 2>&1 &
+ip netns exec "$NS_B" "$BIN" serve --graph "$WORK/graph.toml" --node experts-b > "$WORK/b.log" 2>&1 &
 PIDS="$PIDS $!"
 
 failures=0
