@@ -1,0 +1,160 @@
+#include "graph/graph_plan.h"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "graph/expert_ranges.h"
+#include "model/model_config.h"
+
+namespace moeflow {
+namespace {
+
+const ShardSpec* find_shard(const GraphSpec& g, const std::string& name) {
+  for (const ShardSpec& s : g.shards)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+template <typename T>
+void compare(std::vector<std::string>& out, const std::string& key, const T& before,
+             const T& after) {
+  if (before == after) return;
+  std::ostringstream line;
+  line << key << ": " << before << " -> " << after;
+  out.push_back(line.str());
+}
+
+// Nodes: any difference needs the affected node restarted.
+void compare_nodes(const GraphSpec& before, const GraphSpec& after, GraphPlan& plan) {
+  for (const NodeSpec& n : before.nodes)
+    if (!after.find_node(n.name))
+      plan.restart.push_back("node " + n.name + " removed: stop its process after the change");
+  for (const NodeSpec& n : after.nodes) {
+    const NodeSpec* old = before.find_node(n.name);
+    if (!old) {
+      plan.restart.push_back("node " + n.name +
+                             " added: adding nodes to a running deployment "
+                             "is not supported yet; restart the router node with the new graph");
+      continue;
+    }
+    std::vector<std::string> diffs;
+    compare(diffs, "host", old->host, n.host);
+    compare(diffs, "control_port", old->control_port, n.control_port);
+    compare(diffs, "data_port", old->data_port, n.data_port);
+    compare(diffs, "metrics_port", old->metrics_port, n.metrics_port);
+    compare(diffs, "router", old->router, n.router);
+    for (const std::string& d : diffs)
+      plan.restart.push_back("node " + n.name + " " + d + ": restart node " + n.name);
+  }
+}
+
+void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
+  compare(plan.settings, "scheduler.max_running", b.scheduler.max_running, a.scheduler.max_running);
+  compare(plan.settings, "scheduler.max_waiting", b.scheduler.max_waiting, a.scheduler.max_waiting);
+  compare(plan.settings, "scheduler.kv_budget_tokens", b.scheduler.kv_budget_tokens,
+          a.scheduler.kv_budget_tokens);
+  compare(plan.settings, "scheduler.prefill_chunk", b.scheduler.prefill_chunk,
+          a.scheduler.prefill_chunk);
+  std::vector<std::string> restart;
+  compare(restart, "model.path", b.model.path.string(), a.model.path.string());
+  compare(restart, "model.dtype", b.model.dtype, a.model.dtype);
+  compare(restart, "api.host", b.api.host, a.api.host);
+  compare(restart, "api.port", b.api.port, a.api.port);
+  compare(restart, "metrics.host", b.metrics.host, a.metrics.host);
+  compare(restart, "metrics.port", b.metrics.port, a.metrics.port);
+  compare(restart, "metrics.window_tokens", b.metrics.window_tokens, a.metrics.window_tokens);
+  compare(restart, "metrics.per_expert", b.metrics.per_expert, a.metrics.per_expert);
+  compare(restart, "metrics.collapse_effective_fraction", b.metrics.collapse_effective_fraction,
+          a.metrics.collapse_effective_fraction);
+  compare(restart, "metrics.collapse_dead_share", b.metrics.collapse_dead_share,
+          a.metrics.collapse_dead_share);
+  compare(restart, "timeouts.heartbeat_ms", b.timeouts.heartbeat_ms, a.timeouts.heartbeat_ms);
+  compare(restart, "timeouts.peer_down_ms", b.timeouts.peer_down_ms, a.timeouts.peer_down_ms);
+  compare(restart, "timeouts.request_ms", b.timeouts.request_ms, a.timeouts.request_ms);
+  for (const std::string& r : restart) plan.restart.push_back(r + ": restart every node");
+}
+
+// Which experts of `layer` the shard holds (empty for a shard that does not exist).
+std::set<int64_t> held(const ShardSpec* s, int64_t layer, const ModelConfig& model) {
+  std::set<int64_t> out;
+  if (!s) return out;
+  for (int64_t e = 0; e < model.num_experts; ++e)
+    if (s->owns(layer, e)) out.insert(e);
+  return out;
+}
+
+void compare_shards(const GraphSpec& before, const GraphSpec& after, const ModelConfig& model,
+                    GraphPlan& plan) {
+  std::set<std::string> names;
+  for (const ShardSpec& s : before.shards) names.insert(s.name);
+  for (const ShardSpec& s : after.shards) names.insert(s.name);
+  const std::string router_after = after.router_node().name;
+  const std::string router_before = before.router_node().name;
+  for (const std::string& name : names) {
+    const ShardSpec* old = find_shard(before, name);
+    const ShardSpec* now = find_shard(after, name);
+    if (!old) plan.shards_added.push_back(name);
+    if (!now) plan.shards_removed.push_back(name);
+    if (old && now && old->node != now->node)
+      plan.restart.push_back("shard " + name + " moved from node " + old->node + " to " +
+                             now->node + ": restart both nodes");
+    if (old && now && old->device != now->device)
+      plan.restart.push_back("shard " + name + " device " + old->device + " -> " + now->device +
+                             ": restart node " + now->node);
+    const std::string node = now ? now->node : old->node;
+    bool changed = false;
+    for (int64_t l = 0; l < model.num_layers; ++l) {
+      if (!model.layer_is_moe[l]) continue;
+      const auto b = held(old, l, model), a = held(now, l, model);
+      if (a == b) continue;
+      ShardExpertChange c{name, node, l, {}, {}};
+      for (int64_t e : a)
+        if (!b.count(e)) c.gained.push_back(e);
+      for (int64_t e : b)
+        if (!a.count(e)) c.lost.push_back(e);
+      plan.experts.push_back(std::move(c));
+      changed = true;
+    }
+    const bool on_router =
+        (!now || now->node == router_after) && (!old || old->node == router_before);
+    if (changed && !on_router)
+      plan.restart.push_back("shard " + name + " on expert node " + node +
+                             " changes its experts: expert nodes load their shards at start, so "
+                             "restart node " +
+                             node);
+  }
+}
+
+}  // namespace
+
+GraphPlan plan_graph_change(const GraphSpec& before, const GraphSpec& after,
+                            const ModelConfig& model) {
+  GraphPlan plan;
+  compare_nodes(before, after, plan);
+  compare_settings(before, after, plan);
+  compare_shards(before, after, model, plan);
+  return plan;
+}
+
+std::string format_plan(const GraphPlan& plan) {
+  std::ostringstream out;
+  if (plan.empty()) return "no changes\n";
+  for (const std::string& s : plan.shards_added) out << "+ shard " << s << "\n";
+  for (const std::string& s : plan.shards_removed) out << "- shard " << s << "\n";
+  for (const ShardExpertChange& c : plan.experts) {
+    out << "~ shard " << c.shard << " (node " << c.node << ") layer " << c.layer << ":";
+    if (!c.gained.empty()) out << " gains experts " << format_ranges(c.gained);
+    if (!c.gained.empty() && !c.lost.empty()) out << ";";
+    if (!c.lost.empty()) out << " drops experts " << format_ranges(c.lost);
+    out << "\n";
+  }
+  for (const std::string& s : plan.settings) out << "~ " << s << "\n";
+  for (const std::string& r : plan.restart) out << "! " << r << "\n";
+  out << (plan.live() ? "applied live: yes (between decode steps, nothing restarts)\n"
+                      : "applied live: no (a reload with these changes is refused; the lines "
+                        "marked ! say what needs a restart)\n");
+  return out.str();
+}
+
+}  // namespace moeflow

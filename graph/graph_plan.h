@@ -1,0 +1,46 @@
+#pragma once
+// What changes between two deployment graphs, and which of those changes a running deployment
+// applies without restarting anything (`moeflow graph plan OLD NEW`, and the reload on SIGHUP or
+// a saved graph file).
+//
+// Applied live, between decode steps: experts moved, replicated or dropped among shards on the
+// router node, shards added to or removed from the router node, and the [scheduler] limits.
+// Everything else (the model, nodes, shards on expert nodes, endpoints, timeouts, metric settings)
+// is listed with the reason a restart of the named node is needed; a reload that contains such a
+// change is refused as a whole and the old graph keeps serving.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace moeflow {
+
+struct ShardExpertChange {
+  std::string shard;
+  std::string node;
+  int64_t layer = 0;
+  std::vector<int64_t> gained, lost;  // expert ids, sorted
+};
+
+struct GraphPlan {
+  std::vector<std::string> shards_added, shards_removed;  // names
+  std::vector<ShardExpertChange> experts;                 // per shard and layer that changed
+  std::vector<std::string> settings;  // "scheduler.max_running: 64 -> 32", applied live
+  std::vector<std::string> restart;   // changes this version cannot apply live, with the reason
+
+  bool empty() const {
+    return shards_added.empty() && shards_removed.empty() && experts.empty() && settings.empty() &&
+           restart.empty();
+  }
+  bool live() const { return restart.empty(); }
+};
+
+// Compares `before` and `after` for `model` (both validated against it).
+GraphPlan plan_graph_change(const GraphSpec& before, const GraphSpec& after,
+                            const ModelConfig& model);
+
+// Human-readable, one change per line, ending with whether it can be applied live.
+std::string format_plan(const GraphPlan& plan);
+
+}  // namespace moeflow
