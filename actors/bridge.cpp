@@ -55,6 +55,8 @@ Bridge::Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::
       registry_(registry),
       up_(peers_.size(), false),
       status_(peers_.size(), "no handshake yet"),
+      peer_hash_(peers_.size(), 0),
+      graph_hash_(ours_.graph_hash),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { run(); });
 }
@@ -68,7 +70,23 @@ Bridge::~Bridge() {
   close(wake_fd_);
 }
 
-void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, caf::actor reply_to) {
+transport::Hello Bridge::current_hello() const {
+  transport::Hello hello = ours_;
+  hello.graph_hash = graph_hash_;
+  return hello;
+}
+
+bool Bridge::peers_run(uint64_t hash, std::string* waiting) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string names;
+  for (size_t i = 0; i < peers_.size(); ++i)
+    if (!up_[i] || peer_hash_[i] != hash) names += (names.empty() ? "" : ", ") + peers_[i].name;
+  if (waiting) *waiting = names;
+  return names.empty();
+}
+
+void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t graph_hash,
+                    caf::actor reply_to) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!up_[peer]) {
@@ -76,7 +94,7 @@ void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, caf::act
                      "node " + peers_[peer].name + " is down: " + status_[peer]);
       return;
     }
-    outbox_.push_back({peer, request_id, std::move(batch), std::move(reply_to)});
+    outbox_.push_back({peer, request_id, std::move(batch), graph_hash, std::move(reply_to)});
   }
   uint64_t one = 1;
   if (write(wake_fd_, &one, sizeof one) < 0) { /* already signalled */
@@ -131,7 +149,7 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
       continue;
     }
     auto frames =
-        transport::encode_expert_request(o.request_id, o.batch, {ours_.node_id, ours_.graph_hash});
+        transport::encode_expert_request(o.request_id, o.batch, {ours_.node_id, o.graph_hash});
     if (!p.data->send(std::move(frames))) {
       caf::anon_send(o.reply_to, fail_atom::value, o.request_id,
                      "node " + peers_[o.peer].name + ": send queue full");
@@ -146,7 +164,7 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
   p.last_seen = Clock::now();
   if (m.kind() == transport::MessageKind::hello_ack) {
     const auto& theirs = std::get<transport::Hello>(m.body);
-    if (auto refusal = transport::check_peer(ours_, theirs)) {
+    if (auto refusal = transport::check_peer(current_hello(), theirs)) {
       std::lock_guard<std::mutex> lock(mutex_);
       status_[p.index] = *refusal;
       log(*refusal);
@@ -156,6 +174,7 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     p.set_up(true);
     std::lock_guard<std::mutex> lock(mutex_);
     up_[p.index] = true;
+    peer_hash_[p.index] = theirs.graph_hash;
     status_[p.index].clear();
   } else if (m.kind() == transport::MessageKind::error) {
     const auto& err = std::get<transport::ErrorMessage>(m.body);
@@ -168,7 +187,11 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     if (err.code == transport::ErrorCode::incompatible_peer)
       log("node " + name + " refused us: " + err.text);
   }
-  // heartbeat replies only refresh last_seen
+  if (m.kind() == transport::MessageKind::heartbeat) {
+    // The graph the peer runs now (it may have reloaded one since the handshake).
+    std::lock_guard<std::mutex> lock(mutex_);
+    peer_hash_[p.index] = m.header.graph_hash;
+  }
 }
 
 void Bridge::handle_data(PeerState& p, const transport::Message& m) {
@@ -210,9 +233,9 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
     }
     fail_pending(p, "node " + name + " is down: " + why);
   }
-  const transport::Origin origin{ours_.node_id, ours_.graph_hash};
+  const transport::Origin origin{ours_.node_id, graph_hash_};
   if (!p.up && now - p.last_hello >= timeouts_.heartbeat) {
-    p.control->send(transport::encode_hello(ours_));
+    p.control->send(transport::encode_hello(current_hello()));
     p.last_hello = now;
   } else if (p.up && now - p.last_heartbeat >= timeouts_.heartbeat) {
     p.control->send(transport::encode_heartbeat(origin));
@@ -280,7 +303,7 @@ void Bridge::run() {
   }
   for (auto& p : states) {
     fail_pending(p, "bridge shutting down");
-    p.control->send(transport::encode_bye({ours_.node_id, ours_.graph_hash}));
+    p.control->send(transport::encode_bye({ours_.node_id, graph_hash_}));
   }
 }
 

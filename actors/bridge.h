@@ -45,7 +45,15 @@ class Bridge {
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
 
-  void submit(int peer, uint64_t request_id, TokenBatchPtr batch, caf::actor reply_to);
+  // `graph_hash`: the graph whose placement chose this peer (the expert node serves the shards of
+  // that graph, which during a live change may not be its newest).
+  void submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t graph_hash,
+              caf::actor reply_to);
+  // The graph this node now runs: sent in hellos and heartbeats from now on.
+  void set_graph_hash(uint64_t hash) { graph_hash_ = hash; }
+  // Whether every peer is up and said (in its last heartbeat reply or handshake) that it runs
+  // `hash`; when not, `waiting` names those that did not.
+  bool peers_run(uint64_t hash, std::string* waiting);
   // Waits until every peer has completed the handshake. False (with the reasons, one per peer
   // still down) when the timeout passes first.
   bool wait_until_up(std::chrono::milliseconds timeout, std::string* why);
@@ -58,8 +66,10 @@ class Bridge {
     int peer;
     uint64_t request_id;
     TokenBatchPtr batch;
+    uint64_t graph_hash;
     caf::actor reply_to;
   };
+  transport::Hello current_hello() const;
   struct PeerState;
 
   void run();
@@ -79,7 +89,9 @@ class Bridge {
   std::deque<Outgoing> outbox_;
   std::vector<bool> up_;             // guarded by mutex_
   std::vector<std::string> status_;  // why a peer is down; guarded by mutex_
-  int wake_fd_ = -1;                 // eventfd: submit() wakes the I/O thread
+  std::vector<uint64_t> peer_hash_;  // the graph each peer last said it runs; guarded by mutex_
+  std::atomic<uint64_t> graph_hash_;
+  int wake_fd_ = -1;  // eventfd: submit() wakes the I/O thread
   std::atomic<bool> stop_{false};
   zmq::context_t context_{1};
   std::thread thread_;

@@ -83,6 +83,7 @@ using token_atom = caf::atom_constant<caf::atom("token")>;          // stream: o
 using done_atom = caf::atom_constant<caf::atom("done")>;            // stream: finished
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;        // scheduler: drop a request
 using placement_atom = caf::atom_constant<caf::atom("placement")>;  // router: new placement
+using configure_atom = caf::atom_constant<caf::atom("configure")>;  // scheduler: new limits
 
 // An expert shard: runs the experts it holds over a batch.
 using expert_shard_actor =
@@ -106,20 +107,24 @@ struct PlacementUpdate {
 };
 
 // The router: embeddings, attention, gates, KV cache; dispatches rows to shards per layer.
-// (placement_atom, update) replaces the shards and owners from the next step on.
+// (placement_atom, update) replaces the shards and owners from the next step on; the reply
+// (true) comes once it is in use.
 using router_actor =
     caf::typed_actor<caf::replies_to<step_atom, StepRequestPtr>::with<StepResultPtr>,
                      caf::reacts_to<release_atom, uint64_t>,
-                     caf::reacts_to<placement_atom, PlacementUpdatePtr>>;
+                     caf::replies_to<placement_atom, PlacementUpdatePtr>::with<bool>>;
 
 // The scheduler: batches generation requests into router steps (continuous batching).
 // Streaming: (stream_atom, id, request, sink) makes the scheduler send the sink
 // (token_atom, id, token) for each generated token, then (done_atom, id, result) or
 // (fail_atom, id, message). (cancel_atom, id) drops a streamed request and frees its cache.
+// (configure_atom, max_running, max_waiting, kv_budget_tokens, prefill_chunk) changes the limits
+// for the requests admitted from then on.
 using scheduler_actor = caf::typed_actor<
     caf::replies_to<generate_atom, GenerationRequestPtr>::with<GenerationResultPtr>,
     caf::reacts_to<stream_atom, uint64_t, GenerationRequestPtr, caf::actor>,
-    caf::reacts_to<cancel_atom, uint64_t>, caf::reacts_to<tick_atom>>;
+    caf::reacts_to<cancel_atom, uint64_t>, caf::reacts_to<tick_atom>,
+    caf::reacts_to<configure_atom, int64_t, int64_t, int64_t, int64_t>>;
 
 // Why a request was refused before it ran: the HTTP layer maps these to status codes.
 inline constexpr const char* kOverloadedPrefix = "overloaded: ";

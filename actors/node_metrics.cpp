@@ -5,14 +5,14 @@
 namespace moeflow {
 
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
-                      uint64_t graph_hash, uint64_t model_hash) {
+                      uint64_t graph_hash, uint64_t model_hash, double value) {
   registry
       .gauge("moeflow_node_info", "Which node, graph and model this process runs (always 1)",
              {{"node_name", node},
               {"node_role", role},
               {"graph_hash", transport::format_hash(graph_hash)},
               {"model_hash", transport::format_hash(model_hash)}})
-      .set(1);
+      .set(value);
 }
 
 void export_speculative_metrics(metrics::Registry& registry) {

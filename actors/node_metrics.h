@@ -11,8 +11,9 @@
 namespace moeflow {
 
 // moeflow_node_info{node_name, node_role, graph_hash, model_hash} = 1. role: "router" or "expert".
+// A value of 0 marks a graph the node no longer runs (after a live change).
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
-                      uint64_t graph_hash, uint64_t model_hash);
+                      uint64_t graph_hash, uint64_t model_hash, double value = 1.0);
 
 // The speculative-decoding series, at 0 while speculation is off (so dashboards and alerts can
 // be set up before it is used).

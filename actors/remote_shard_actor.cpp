@@ -5,9 +5,11 @@
 namespace moeflow {
 
 remote_shard_actor::behavior_type make_remote_shard(
-    remote_shard_actor::stateful_pointer<remote_shard_state> self, Bridge* bridge, int peer) {
+    remote_shard_actor::stateful_pointer<remote_shard_state> self, Bridge* bridge, int peer,
+    uint64_t graph_hash) {
   self->state.bridge = bridge;
   self->state.peer = peer;
+  self->state.graph_hash = graph_hash;
   return {
       [self](run_atom, const TokenBatchPtr& batch) {
         auto& st = self->state;
@@ -15,7 +17,7 @@ remote_shard_actor::behavior_type make_remote_shard(
         const uint64_t id = (self->id() << 32) | st.next_request_id++;
         auto promise = self->make_response_promise<ExpertOutputPtr>();
         st.pending.emplace(id, promise);
-        st.bridge->submit(st.peer, id, batch, caf::actor_cast<caf::actor>(self));
+        st.bridge->submit(st.peer, id, batch, st.graph_hash, caf::actor_cast<caf::actor>(self));
         return promise;
       },
       [self](reply_atom, uint64_t id, const ExpertOutputPtr& out) {

@@ -17,11 +17,13 @@ struct remote_shard_state {
   remote_shard_state() = default;
   Bridge* bridge = nullptr;  // outlives the actor (owned by the node runtime)
   int peer = 0;
+  uint64_t graph_hash = 0;  // of the graph whose placement this stand-in belongs to
   uint64_t next_request_id = 1;
   std::unordered_map<uint64_t, caf::typed_response_promise<ExpertOutputPtr>> pending;
 };
 
 remote_shard_actor::behavior_type make_remote_shard(
-    remote_shard_actor::stateful_pointer<remote_shard_state> self, Bridge* bridge, int peer);
+    remote_shard_actor::stateful_pointer<remote_shard_state> self, Bridge* bridge, int peer,
+    uint64_t graph_hash);
 
 }  // namespace moeflow

@@ -193,6 +193,7 @@ void start_next(self_ptr self) {
   if (st.next_placement) {
     apply_placement(st, *st.next_placement);
     st.next_placement = nullptr;
+    st.placement_applied.deliver(true);
   }
   if (st.queue.empty()) return;
   st.busy = true;
@@ -229,8 +230,13 @@ router_actor::behavior_type make_router(router_actor::stateful_pointer<router_st
       },
       [self](release_atom, uint64_t seq_id) { self->state.model->cache().release(seq_id); },
       [self](placement_atom, const PlacementUpdatePtr& update) {
-        self->state.next_placement = update;
+        auto& st = self->state;
+        if (st.next_placement) st.placement_applied.deliver(false);  // superseded
+        st.next_placement = update;
+        st.placement_applied = self->make_response_promise<bool>();
+        auto promise = st.placement_applied;
         start_next(self);  // applies it now when no step is in flight
+        return promise;
       },
   };
 }

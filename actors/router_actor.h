@@ -44,6 +44,7 @@ struct router_state {
   RouterOptions options;
   std::deque<Pending> queue;
   PlacementUpdatePtr next_placement;  // applied when no step is in flight
+  caf::typed_response_promise<bool> placement_applied;
   // Per shard: until when it gets no rows after a failure.
   std::vector<std::chrono::steady_clock::time_point> set_aside_until;
 

@@ -1,21 +1,86 @@
 #include "actors/router_node.h"
 
 #include <cstdio>
-#include <map>
+#include <set>
+#include <thread>
 
+#include "actors/actor_system_setup.h"
 #include "actors/expert_shard_actor.h"
 #include "actors/node_metrics.h"
 #include "actors/remote_shard_actor.h"
 #include "actors/router_metrics.h"
 #include "core/error.h"
+#include "graph/graph_plan.h"
 #include "model/model_hash.h"
 #include "transport/endpoint.h"
 
 namespace moeflow {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::vector<int>> replica_counts(const ExpertOwners& owners) {
+  std::vector<std::vector<int>> replicas(owners.size());
+  for (size_t l = 0; l < owners.size(); ++l)
+    for (const auto& holders : owners[l]) replicas[l].push_back(static_cast<int>(holders.size()));
+  return replicas;
+}
+
+// Whether two shard specs hold the same experts of every layer of `cfg`.
+bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& cfg) {
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t e = 0; e < cfg.num_experts; ++e)
+      if (a.owns(l, e) != b.owns(l, e)) return false;
+  return true;
+}
+
+const ShardSpec* find_shard(const GraphSpec& g, const std::string& name) {
+  for (const ShardSpec& s : g.shards)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// One actor per shard of `g`, in graph order: the actor of `reuse` (shard name -> actor) when the
+// shard is on the router node and holds the same experts as in `before`, else a new one (local
+// shards load their weights here).
+std::vector<expert_shard_actor> shard_actors(RouterNode& node, const GraphSpec& g,
+                                             const GraphSpec* before,
+                                             const std::map<std::string, expert_shard_actor>& reuse,
+                                             std::vector<expert_shard_actor>* spawned) {
+  const std::string& me = g.router_node().name;
+  const ModelConfig& cfg = node.pipeline.config;
+  const uint64_t hash = graph_hash(g);
+  std::vector<expert_shard_actor> out;
+  for (const ShardSpec& s : g.shards) {
+    if (s.node == me) {
+      const ShardSpec* old = before ? find_shard(*before, s.name) : nullptr;
+      if (old && old->node == before->router_node().name && same_experts(*old, s, cfg) &&
+          reuse.count(s.name)) {
+        out.push_back(reuse.at(s.name));
+        continue;
+      }
+      auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
+          g.model.path, g.model.dtype, [&s](int64_t l, int64_t e) { return s.owns(l, e); }, {}));
+      auto metrics = std::make_shared<ShardMetrics>(node.registry, s.name, cfg.num_layers,
+                                                    cfg.num_experts, g.metrics.per_expert);
+      out.push_back(node.system->spawn(make_expert_shard, std::move(shard), std::move(metrics)));
+    } else {
+      out.push_back(
+          node.system->spawn(make_remote_shard, node.bridge.get(), node.peer_of.at(s.node), hash));
+    }
+    if (spawned) spawned->push_back(out.back());
+  }
+  return out;
+}
+
+void stop_actors(const std::vector<expert_shard_actor>& actors) {
+  for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
 
 RouterNode::~RouterNode() {
   stop_pipeline(pipeline);
-  for (const auto& a : remote_shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (system) {
     // The actors write metrics and use the bridge until they are gone.
     caf::scoped_actor self{*system};
@@ -26,39 +91,116 @@ RouterNode::~RouterNode() {
   bridge.reset();
 }
 
+std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds wait_for_nodes) {
+  const ModelConfig& cfg = pipeline.config;
+  const GraphPlan plan = plan_graph_change(graph, next, cfg);
+  if (!plan.live()) {
+    std::string why;
+    for (const std::string& r : plan.restart) why += (why.empty() ? "" : "; ") + r;
+    throw Error("cannot apply live: " + why);
+  }
+  const uint64_t old_hash = graph_hash(graph), new_hash = graph_hash(next);
+  if (plan.empty() && old_hash == new_hash) return "no changes";
+  const auto started = Clock::now();
+
+  std::map<std::string, expert_shard_actor> current;
+  for (size_t i = 0; i < graph.shards.size(); ++i)
+    current[graph.shards[i].name] = pipeline.shards[i];
+  std::vector<expert_shard_actor> spawned;
+  std::vector<expert_shard_actor> shards;
+  try {
+    shards = shard_actors(*this, next, &graph, current, &spawned);
+  } catch (const Error& e) {
+    stop_actors(spawned);
+    throw Error(std::string("cannot load the new shards: ") + e.what());
+  }
+  const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+
+  // The expert nodes reload the same file; their requests for the new graph may go out only
+  // once they serve it (until then they still serve the old one).
+  if (bridge) {
+    std::string waiting;
+    const auto deadline = Clock::now() + wait_for_nodes;
+    while (!bridge->peers_run(new_hash, &waiting)) {
+      if (Clock::now() >= deadline) {
+        stop_actors(spawned);
+        throw Error("expert node(s) " + waiting + " did not report the new graph within " +
+                    std::to_string(wait_for_nodes.count()) +
+                    " ms (reload the graph on every node: SIGHUP or the same file)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  auto update = std::make_shared<PlacementUpdate>();
+  update->shards = shards;
+  update->owners = make_placement(next, cfg).owners;
+  caf::scoped_actor self{*system};
+  std::string failure;
+  self->request(pipeline.router, std::chrono::seconds(60), placement_atom::value,
+                PlacementUpdatePtr(update))
+      .receive([](bool) {}, [&](caf::error& err) { failure = describe(err); });
+  if (!failure.empty()) {
+    stop_actors(spawned);
+    throw Error("the router did not take the new placement: " + failure);
+  }
+  if (bridge) bridge->set_graph_hash(new_hash);
+  const double swap_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+
+  // Retire what the new placement does not use.
+  std::set<caf::actor_addr> kept;
+  for (const auto& a : shards) kept.insert(a.address());
+  std::vector<expert_shard_actor> retired;
+  for (const auto& a : pipeline.shards)
+    if (!kept.count(a.address())) retired.push_back(a);
+  stop_actors(retired);
+
+  self->send(pipeline.scheduler, configure_atom::value, next.scheduler.max_running,
+             next.scheduler.max_waiting, next.scheduler.kv_budget_tokens,
+             next.scheduler.prefill_chunk);
+  routing->set_replicas(replica_counts(update->owners));
+  const std::string me = next.router_node().name;
+  export_node_info(*registry, me, "router", old_hash, model_hash, 0.0);
+  export_node_info(*registry, me, "router", new_hash, model_hash, 1.0);
+  pipeline.shards = std::move(shards);
+  graph = next;
+  char summary[200];
+  std::snprintf(summary, sizeof summary,
+                "applied: %zu shard actor(s) started in %.0f ms (weights loaded), placement "
+                "swapped %.0f ms after the reload began, %zu retired",
+                spawned.size(), load_ms, swap_ms, retired.size());
+  return summary;
+}
+
 std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const GraphSpec& g,
                                               std::chrono::milliseconds connect_timeout) {
   auto node = std::make_unique<RouterNode>();
   node->system = &system;
+  node->graph = g;
   const NodeSpec& me = g.router_node();
   auto router_model =
       std::shared_ptr<RouterModel>(RouterModel::load(g.model.path, g.model.dtype, {}));
   const ModelConfig& cfg = router_model->config();
   node->pipeline.config = cfg;
   const Placement placement = make_placement(g, cfg);
-  std::vector<std::vector<int>> replicas(cfg.num_layers);
-  for (int64_t l = 0; l < cfg.num_layers; ++l)
-    for (const auto& holders : placement.owners[l])
-      replicas[l].push_back(static_cast<int>(holders.size()));
   node->routing = std::make_shared<metrics::RoutingRecorder>(
-      node->registry, moe_layers(cfg), static_cast<size_t>(cfg.num_experts), replicas,
-      routing_recorder_options(g.metrics));
-  const uint64_t our_model_hash = model_hash(router_model->checkpoint());
-  export_node_info(*node->registry, me.name, "router", graph_hash(g), our_model_hash);
+      node->registry, moe_layers(cfg), static_cast<size_t>(cfg.num_experts),
+      replica_counts(placement.owners), routing_recorder_options(g.metrics));
+  node->model_hash = model_hash(router_model->checkpoint());
+  export_node_info(*node->registry, me.name, "router", graph_hash(g), node->model_hash);
   export_speculative_metrics(*node->registry);
 
-  // Remote nodes that hold shards, in graph order; one bridge peer each.
-  std::map<std::string, int> peer_of;
+  // Every other node is a bridge peer (also one without shards now: a live change may give it
+  // some).
   std::vector<BridgePeer> peers;
-  for (const ShardSpec& s : g.shards) {
-    if (s.node == me.name || peer_of.count(s.node)) continue;
-    const NodeSpec* n = g.find_node(s.node);
-    peer_of[s.node] = static_cast<int>(peers.size());
-    peers.push_back({n->name, transport::tcp_endpoint(n->host, n->control_port),
-                     transport::tcp_endpoint(n->host, n->data_port)});
+  for (const NodeSpec& n : g.nodes) {
+    if (n.router) continue;
+    node->peer_of[n.name] = static_cast<int>(peers.size());
+    peers.push_back({n.name, transport::tcp_endpoint(n.host, n.control_port),
+                     transport::tcp_endpoint(n.host, n.data_port)});
   }
   if (!peers.empty()) {
-    transport::Hello ours{me.name, 0, graph_hash(g), our_model_hash};
+    transport::Hello ours{me.name, 0, graph_hash(g), node->model_hash};
     for (size_t i = 0; i < g.nodes.size(); ++i)
       if (g.nodes[i].name == me.name) ours.node_id = static_cast<uint32_t>(i);
     transport::DecodeLimits limits;
@@ -73,20 +215,7 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
                                  node->registry.get());
   }
 
-  for (const ShardSpec& s : g.shards) {
-    if (s.node == me.name) {
-      auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
-          g.model.path, g.model.dtype, [&s](int64_t l, int64_t e) { return s.owns(l, e); }, {}));
-      auto metrics = std::make_shared<ShardMetrics>(node->registry, s.name, cfg.num_layers,
-                                                    cfg.num_experts, g.metrics.per_expert);
-      node->pipeline.shards.push_back(
-          system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
-    } else {
-      auto remote = system.spawn(make_remote_shard, node->bridge.get(), peer_of.at(s.node));
-      node->remote_shards.push_back(caf::actor_cast<caf::actor>(remote));
-      node->pipeline.shards.push_back(remote);
-    }
-  }
+  node->pipeline.shards = shard_actors(*node, g, nullptr, {}, nullptr);
   RouterOptions router_options;
   router_options.shard_timeout = std::chrono::milliseconds(g.timeouts.request_ms);
   // A failed node is tried again once the bridge could have noticed that it is back.

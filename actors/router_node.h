@@ -1,10 +1,12 @@
 #pragma once
 // The router's node of a deployment graph, assembled: local expert shards for the shards placed
 // on this node, remote_shard stand-ins (through one bridge) for shards on other nodes, the router
-// with the graph's placement, and the scheduler.
+// with the graph's placement, and the scheduler. reload() applies an edited graph while serving.
 #include <caf/all.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "actors/bridge.h"
 #include "actors/local_pipeline.h"
@@ -19,9 +21,18 @@ struct RouterNode {
   // The node's metrics (docs/metrics.md); declared first so it outlives everything writing to it.
   std::shared_ptr<metrics::Registry> registry = std::make_shared<metrics::Registry>();
   std::shared_ptr<metrics::RoutingRecorder> routing;
-  std::unique_ptr<Bridge> bridge;  // null when every shard is local
-  LocalPipeline pipeline;
-  std::vector<caf::actor> remote_shards;
+  std::unique_ptr<Bridge> bridge;  // null when the graph has no other node
+  LocalPipeline pipeline;          // pipeline.shards: one per graph shard, in graph order
+  GraphSpec graph;                 // the graph being served
+  uint64_t model_hash = 0;
+  std::map<std::string, int> peer_of;  // expert node name -> bridge peer
+
+  // Applies `next` without restarting anything (graph/graph_plan.h says what can change): loads
+  // the router node's new shards, waits (up to `wait_for_nodes`) until every expert node runs
+  // `next`, then swaps the router's placement between two steps and retires what is no longer
+  // used. Returns a one-line summary. Throws moeflow::Error with the reason when `next` cannot
+  // be applied; then nothing has changed.
+  std::string reload(const GraphSpec& next, std::chrono::milliseconds wait_for_nodes);
 
   ~RouterNode();  // stops the actors and waits for them, then stops the bridge
 };

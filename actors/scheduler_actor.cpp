@@ -234,6 +234,16 @@ scheduler_actor::behavior_type make_scheduler(
         self->send(self, tick_atom::value);
       },
       [self](tick_atom) { step(self); },
+      [self](configure_atom, int64_t max_running, int64_t max_waiting, int64_t kv_budget_tokens,
+             int64_t prefill_chunk) {
+        auto& o = self->state.options;
+        o.max_running = max_running;
+        o.max_waiting = max_waiting;
+        o.kv_budget_tokens = kv_budget_tokens;
+        o.prefill_chunk = prefill_chunk;
+        if (o.metrics) o.metrics->limits(max_running, max_waiting, kv_budget_tokens);
+        step(self);  // admits what the new limits allow
+      },
   };
 }
 

@@ -19,15 +19,21 @@ SchedulerMetrics::SchedulerMetrics(std::shared_ptr<metrics::Registry> registry, 
           "moeflow_step_duration_seconds", "One forward step of the whole batch",
           {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10})),
       kv_budget_(static_cast<double>(kv_budget_tokens)),
+      max_running_(registry->gauge("moeflow_scheduler_max_running",
+                                   "The batch limit ([scheduler] max_running)")),
+      max_waiting_(registry->gauge("moeflow_scheduler_max_waiting",
+                                   "The queue limit ([scheduler] max_waiting)")),
+      kv_budget_gauge_(registry->gauge("moeflow_kv_cache_budget_tokens",
+                                       "The KV-cache budget ([scheduler] kv_budget_tokens)")),
       registry_(std::move(registry)) {
-  registry_->gauge("moeflow_scheduler_max_running", "The batch limit ([scheduler] max_running)")
-      .set(static_cast<double>(max_running));
-  registry_->gauge("moeflow_scheduler_max_waiting", "The queue limit ([scheduler] max_waiting)")
-      .set(static_cast<double>(max_waiting));
-  registry_
-      ->gauge("moeflow_kv_cache_budget_tokens",
-              "The KV-cache budget ([scheduler] kv_budget_tokens)")
-      .set(kv_budget_);
+  limits(max_running, max_waiting, kv_budget_tokens);
+}
+
+void SchedulerMetrics::limits(int64_t max_running, int64_t max_waiting, int64_t kv_budget_tokens) {
+  max_running_.set(static_cast<double>(max_running));
+  max_waiting_.set(static_cast<double>(max_waiting));
+  kv_budget_ = static_cast<double>(kv_budget_tokens);
+  kv_budget_gauge_.set(kv_budget_);
 }
 
 void SchedulerMetrics::queues(int64_t running, int64_t waiting, int64_t kv_reserved) {

@@ -17,6 +17,7 @@ class SchedulerMetrics {
 
   void queues(int64_t running, int64_t waiting, int64_t kv_reserved);
   void refused() { refused_.inc(); }
+  void limits(int64_t max_running, int64_t max_waiting, int64_t kv_budget_tokens);
   void step_done(double seconds);
 
  private:
@@ -27,7 +28,10 @@ class SchedulerMetrics {
   metrics::Counter& refused_;
   metrics::Counter& steps_;
   metrics::Histogram& step_seconds_;
-  const double kv_budget_;
+  double kv_budget_;
+  metrics::Gauge& max_running_;
+  metrics::Gauge& max_waiting_;
+  metrics::Gauge& kv_budget_gauge_;
   std::shared_ptr<metrics::Registry> registry_;
 };
 

@@ -109,6 +109,16 @@ sleep 4
 query_status=0
 python3 "$SRC/tests/integration/query_dashboards.py" "$PROM" "$SRC" || query_status=1
 
+# Every node's own output passes `promtool check metrics` (the targets file lists them all).
+for target in $(python3 -c 'import json,sys; print(" ".join(t for e in json.load(open(sys.argv[1])) for t in e["targets"]))' "$WORK/prometheus/targets/graph.json"); do
+  if ! curl -sf "http://$target/metrics" | promtool check metrics > "$WORK/promtool.out" 2>&1; then
+    echo "FAILED: promtool check metrics on http://$target/metrics:"; sed 's/^/  /' "$WORK/promtool.out"
+    query_status=1
+  else
+    echo "promtool check metrics: http://$target/metrics is clean"
+  fi
+done
+
 # An expert node dies: the router sees its heartbeats stop, and MoeflowPeerDown turns pending.
 kill -KILL "${PID[experts-b]}"
 wait "${PID[experts-b]}" 2>/dev/null || true
