@@ -1,7 +1,9 @@
 #include "actors/expert_node.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
+#include <thread>
 #include <zmq.hpp>
 
 #include "actors/actor_system_setup.h"
@@ -10,6 +12,8 @@
 #include "actors/node_metrics.h"
 #include "api/metrics_server.h"
 #include "core/error.h"
+#include "graph/graph_plan.h"
+#include "graph/graph_watcher.h"
 #include "model/dispatch.h"
 #include "model/model_hash.h"
 #include "transport/endpoint.h"
@@ -30,35 +34,67 @@ struct LocalShards {
   std::vector<std::vector<int>> owner;  // [layer][expert] -> local shard index or -1
 };
 
+// Whether two shard specs hold the same experts of every layer of `cfg`.
+bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& cfg) {
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t e = 0; e < cfg.num_experts; ++e)
+      if (a.owns(l, e) != b.owns(l, e)) return false;
+  return true;
+}
+
+// The shards of `g` on `node`. A shard that `before` (served by `reuse`) had on this node with the
+// same experts keeps its actor; the others load their weights here.
 LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, const ModelConfig& cfg,
                               const std::string& node,
-                              const std::shared_ptr<metrics::Registry>& registry) {
+                              const std::shared_ptr<metrics::Registry>& registry,
+                              const GraphSpec* before = nullptr,
+                              const LocalShards* reuse = nullptr) {
   LocalShards local;
   local.owner.assign(cfg.num_layers, std::vector<int>(cfg.num_experts, -1));
   for (const ShardSpec* s : g.shards_on(node)) {
+    const int index = static_cast<int>(local.actors.size());
+    for (int64_t l = 0; l < cfg.num_layers; ++l)
+      for (int64_t e = 0; e < cfg.num_experts; ++e)
+        if (local.owner[l][e] < 0 && s->owns(l, e) && cfg.layer_is_moe[l])
+          local.owner[l][e] = index;
+    local.names.push_back(s->name);
+    if (before && reuse) {
+      const auto old = std::find(reuse->names.begin(), reuse->names.end(), s->name);
+      const std::vector<const ShardSpec*> old_specs = before->shards_on(node);
+      const auto spec = std::find_if(old_specs.begin(), old_specs.end(),
+                                     [&](const ShardSpec* o) { return o->name == s->name; });
+      if (old != reuse->names.end() && spec != old_specs.end() && same_experts(**spec, *s, cfg)) {
+        local.actors.push_back(reuse->actors[old - reuse->names.begin()]);
+        continue;
+      }
+    }
     log(node, "loading shard " + s->name + "...");
     auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
         g.model.path, g.model.dtype, [s](int64_t l, int64_t e) { return s->owns(l, e); }, {}));
     log(node,
         "shard " + s->name + ": " + std::to_string(shard->expert_count()) + " experts loaded");
-    const int index = static_cast<int>(local.actors.size());
-    for (int64_t l = 0; l < cfg.num_layers; ++l)
-      for (int64_t e = 0; e < cfg.num_experts; ++e)
-        if (local.owner[l][e] < 0 && shard->holds(l, e)) local.owner[l][e] = index;
     auto metrics = std::make_shared<ShardMetrics>(registry, s->name, cfg.num_layers,
                                                   cfg.num_experts, g.metrics.per_expert);
     local.actors.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
-    local.names.push_back(s->name);
   }
   return local;
 }
 
+// The graph this node serves and its shards; during a live change the previous one is served too
+// (for the router's requests that still use it).
+struct Served {
+  GraphSpec graph;
+  uint64_t hash = 0;
+  LocalShards shards;
+};
+
 class ExpertNodeServer {
  public:
   ExpertNodeServer(const GraphSpec& g, const ExpertNodeOptions& opts)
-      : g_(g),
-        node_(opts.node),
+      : node_(opts.node),
         stop_(opts.stop),
+        reload_(opts.reload),
+        watcher_(g.file),
         cfg_(load_model_config(g.model.path)),
         system_(system_config_) {
     const NodeSpec* spec = g.find_node(node_);
@@ -73,7 +109,9 @@ class ExpertNodeServer {
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
     export_node_info(*registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
-    local_ = load_local_shards(system_, g, cfg_, node_, registry_);
+    current_.graph = g;
+    current_.hash = ours_.graph_hash;
+    current_.shards = load_local_shards(system_, g, cfg_, node_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
     limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
@@ -82,8 +120,14 @@ class ExpertNodeServer {
   }
 
   ~ExpertNodeServer() {
+    if (loading_.joinable()) loading_.join();
     self_.reset();
-    for (const auto& a : local_.actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (const Served* s : {&current_, &previous_})
+      for (const auto& a : s->shards.actors)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    if (next_)
+      for (const auto& a : next_->shards.actors)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 
   void serve() {
@@ -110,8 +154,8 @@ class ExpertNodeServer {
     }
     LinkMetrics control_metrics(*registry_, "any", "control");
     LinkMetrics data_metrics(*registry_, "any", "data");
-    log(node_, "serving " + std::to_string(local_.actors.size()) + " shard(s) on " + spec_.host +
-                   " (control " + std::to_string(spec_.control_port) + ", data " +
+    log(node_, "serving " + std::to_string(current_.shards.actors.size()) + " shard(s) on " +
+                   spec_.host + " (control " + std::to_string(spec_.control_port) + ", data " +
                    std::to_string(spec_.data_port) + "), graph " +
                    transport::format_hash(ours_.graph_hash) + ", model " +
                    transport::format_hash(ours_.model_hash));
@@ -128,6 +172,7 @@ class ExpertNodeServer {
       control_metrics.publish(control.counters());
       data_metrics.publish(data.counters());
       peers_connected_.set(static_cast<double>(peers_.size()));
+      check_reload();
     }
     log(node_, "stopping; dropped frames: control " +
                    std::to_string(control.counters().drops_total()) + ", data " +
@@ -136,10 +181,90 @@ class ExpertNodeServer {
 
  private:
   uint32_t node_index() const {
-    for (size_t i = 0; i < g_.nodes.size(); ++i)
-      if (g_.nodes[i].name == node_) return static_cast<uint32_t>(i);
+    for (size_t i = 0; i < current_.graph.nodes.size(); ++i)
+      if (current_.graph.nodes[i].name == node_) return static_cast<uint32_t>(i);
     return 0;
   }
+
+  // SIGHUP or a saved graph file: read it again and, when this node can apply it live, load its
+  // new shards in the background. Once loaded, the node serves the new graph (and the old one,
+  // until the router's requests move to the new one).
+  void check_reload() {
+    if (next_ready_) return adopt_next();
+    if (loading_.joinable()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool asked = reload_ && reload_->exchange(false);
+    if (!asked && now - last_watch_ < std::chrono::milliseconds(250)) return;
+    last_watch_ = now;
+    if (!watcher_.changed() && !asked) return;
+    const std::string file = current_.graph.file.string();
+    GraphSpec next;
+    try {
+      next = load_graph(file);
+    } catch (const GraphError& e) {
+      for (const Diagnostic& d : e.diagnostics())
+        log(node_, "graph reload refused: " + format_location(d.where) + ": " + d.message);
+      return count_reload("refused");
+    } catch (const Error& e) {
+      log(node_, std::string("graph reload refused: ") + e.what());
+      return count_reload("refused");
+    }
+    const GraphPlan plan = plan_graph_change(current_.graph, next, cfg_);
+    if (!plan.live()) {
+      for (const std::string& r : plan.restart) log(node_, "graph reload refused: " + r);
+      return count_reload("refused");
+    }
+    if (graph_hash(next) == current_.hash) return count_reload("unchanged");
+    log(node_, "graph reload: loading graph " + transport::format_hash(graph_hash(next)) + "...");
+    // Loading weights takes a while: the I/O thread keeps serving the current graph meanwhile.
+    loading_ = std::thread([this, next = std::move(next)]() mutable {
+      try {
+        auto served = std::make_unique<Served>();
+        served->shards = load_local_shards(system_, next, cfg_, node_, registry_, &current_.graph,
+                                           &current_.shards);
+        served->hash = graph_hash(next);
+        served->graph = std::move(next);
+        next_ = std::move(served);
+      } catch (const Error& e) {
+        log(node_, std::string("graph reload refused: cannot load the new shards: ") + e.what());
+        load_failed_ = true;
+      }
+      next_ready_ = true;
+    });
+  }
+
+  void adopt_next() {
+    loading_.join();
+    next_ready_ = false;
+    if (load_failed_ || !next_) {
+      load_failed_ = false;
+      return count_reload("refused");
+    }
+    retire_previous();
+    previous_ = std::move(current_);
+    current_ = std::move(*next_);
+    next_.reset();
+    ours_.graph_hash = current_.hash;
+    export_node_info(*registry_, node_, "expert", previous_.hash, ours_.model_hash, 0.0);
+    export_node_info(*registry_, node_, "expert", current_.hash, ours_.model_hash, 1.0);
+    count_reload("applied");
+    log(node_, "graph reload: serving graph " + transport::format_hash(current_.hash) + " with " +
+                   std::to_string(current_.shards.actors.size()) + " shard(s) (and graph " +
+                   transport::format_hash(previous_.hash) + " until the router moves to it)");
+  }
+
+  // Stops the previous graph's actors that the current one does not use.
+  void retire_previous() {
+    std::set<caf::actor_addr> kept;
+    for (const auto& a : current_.shards.actors) kept.insert(a.address());
+    if (next_)
+      for (const auto& a : next_->shards.actors) kept.insert(a.address());
+    for (const auto& a : previous_.shards.actors)
+      if (!kept.count(a.address())) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    previous_ = Served{};
+  }
+
+  void count_reload(const std::string& result) { count_graph_reload(*registry_, result); }
 
   void on_control(transport::MessageSocket& socket, const transport::Received& got) {
     if (!got.result.ok()) {
@@ -151,7 +276,11 @@ class ExpertNodeServer {
     switch (m.kind()) {
       case transport::MessageKind::hello: {
         const auto& theirs = std::get<transport::Hello>(m.body);
-        if (auto refusal = transport::check_peer(ours_, theirs)) {
+        // During a live change a peer may still run the previous graph.
+        transport::Hello ours = ours_;
+        if (previous_.hash != 0 && theirs.graph_hash == previous_.hash)
+          ours.graph_hash = previous_.hash;
+        if (auto refusal = transport::check_peer(ours, theirs)) {
           log(node_, "refusing " + theirs.node_name + ": " + *refusal);
           socket.send_to(got.routing_id,
                          transport::encode_error(0, transport::ErrorCode::incompatible_peer,
@@ -196,18 +325,27 @@ class ExpertNodeServer {
       log(node_, "request " + std::to_string(m.request_id()) + " failed: " + text);
       socket.send_to(got.routing_id, transport::encode_error(m.request_id(), code, text, origin));
     };
-    if (m.header.graph_hash != ours_.graph_hash)
+    const Served* served = nullptr;
+    if (m.header.graph_hash == current_.hash) {
+      served = &current_;
+      // The router has moved to the current graph: the previous one's shards can go.
+      if (previous_.hash != 0) retire_previous();
+    } else if (previous_.hash != 0 && m.header.graph_hash == previous_.hash) {
+      served = &previous_;
+    } else {
       return reply_error(transport::ErrorCode::incompatible_peer,
                          "request for graph " + transport::format_hash(m.header.graph_hash) +
                              ", this node runs " + transport::format_hash(ours_.graph_hash));
+    }
+    const LocalShards& local = served->shards;
     // Moved out of the decoded message: the local shards share it without another copy.
     const auto shared = std::make_shared<const TokenBatch>(std::move(std::get<TokenBatch>(m.body)));
     const TokenBatch& batch = *shared;
     std::string problem;
     auto slices =
-        split_batch(shared, static_cast<int>(local_.actors.size()), [&](int64_t layer, int32_t e) {
+        split_batch(shared, static_cast<int>(local.actors.size()), [&](int64_t layer, int32_t e) {
           if (e < 0) return -1;  // a pair for another node
-          const int owner = local_.owner[layer][e];
+          const int owner = local.owner[layer][e];
           if (owner < 0 && problem.empty())
             problem = "expert " + std::to_string(e) + " of layer " + std::to_string(layer) +
                       " is not on node " + node_;
@@ -222,8 +360,9 @@ class ExpertNodeServer {
       const TokenBatchPtr& sub = slice.batch;
       std::string failure;
       (*self_)
-          ->request(local_.actors[slice.holder], std::chrono::milliseconds(g_.timeouts.request_ms),
-                    run_atom::value, TokenBatchPtr(sub))
+          ->request(local.actors[slice.holder],
+                    std::chrono::milliseconds(current_.graph.timeouts.request_ms), run_atom::value,
+                    TokenBatchPtr(sub))
           .receive(
               [&](const ExpertOutputPtr& out) {
                 add_slice_output(slice, out->rows.data(), reply.out.data());
@@ -232,14 +371,16 @@ class ExpertNodeServer {
               [&](caf::error& err) { failure = describe(err); });
       if (!failure.empty())
         return reply_error(transport::ErrorCode::internal,
-                           "shard " + local_.names[slice.holder] + ": " + failure);
+                           "shard " + local.names[slice.holder] + ": " + failure);
     }
     socket.send_to(got.routing_id, transport::encode_expert_reply(m.request_id(), reply, origin));
   }
 
-  const GraphSpec& g_;
   std::string node_;
   const std::atomic<bool>* stop_;
+  std::atomic<bool>* reload_;
+  GraphFileWatcher watcher_;
+  std::chrono::steady_clock::time_point last_watch_{};
   ModelConfig cfg_;
   NodeSpec spec_;
   std::shared_ptr<metrics::Registry> registry_ = std::make_shared<metrics::Registry>();
@@ -247,7 +388,12 @@ class ExpertNodeServer {
       "moeflow_peers_connected", "Peers that completed the handshake and have not said bye");
   ActorSystemConfig system_config_;
   caf::actor_system system_;
-  LocalShards local_;
+  Served current_, previous_;  // previous_.hash == 0: none
+  // A reload in progress: the loading thread fills next_, then sets next_ready_.
+  std::thread loading_;
+  std::unique_ptr<Served> next_;
+  std::atomic<bool> next_ready_{false};
+  bool load_failed_ = false;
   std::unique_ptr<caf::scoped_actor> self_;  // the I/O thread's handle for asking the shards
   transport::Hello ours_;
   transport::DecodeLimits limits_;

@@ -15,6 +15,9 @@ struct ExpertNodeOptions {
   std::string node;
   // Set from a signal handler to stop serving.
   const std::atomic<bool>* stop = nullptr;
+  // Set from a signal handler (SIGHUP) to read the graph file again; the node also notices a
+  // saved file by itself.
+  std::atomic<bool>* reload = nullptr;
 };
 
 // Serves until *options.stop becomes true. Throws moeflow::Error when the node cannot start

@@ -22,6 +22,15 @@ void export_speculative_metrics(metrics::Registry& registry) {
                    "Draft tokens the verifier accepted");
 }
 
+void count_graph_reload(metrics::Registry& registry, const std::string& result) {
+  registry
+      .counter("moeflow_graph_reloads_total",
+               "Graph reloads (SIGHUP or a saved graph file) by result: applied, refused, "
+               "unchanged",
+               {{"result", result}})
+      .inc();
+}
+
 metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec) {
   metrics::RoutingRecorderOptions options;
   options.window_tokens = static_cast<std::size_t>(spec.window_tokens);

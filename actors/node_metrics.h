@@ -21,4 +21,7 @@ void export_speculative_metrics(metrics::Registry& registry);
 
 metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec);
 
+// moeflow_graph_reloads_total{result}: result is applied, refused or unchanged.
+void count_graph_reload(metrics::Registry& registry, const std::string& result);
+
 }  // namespace moeflow

@@ -10,6 +10,7 @@
 
 #include "actors/actor_system_setup.h"
 #include "actors/expert_node.h"
+#include "actors/graph_reloader.h"
 #include "actors/router_node.h"
 #include "api/http_server.h"
 #include "api/metrics_server.h"
@@ -30,12 +31,19 @@ const std::vector<OptionSpec> kOptions = {
     {"api-key", "KEY", "require Authorization: Bearer KEY (or set MOEFLOW_API_KEY)", ""},
     {"connect-timeout", "MS", "router node: how long to wait for the expert nodes at start",
      "60000"},
+    {"reload-timeout", "MS",
+     "router node: how long a graph reload waits for the expert nodes to load it", "30000"},
 };
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 extern "C" void request_stop(int) {
   g_stop = true;
+}
+
+extern "C" void request_reload(int) {
+  g_reload = true;
 }
 
 void log(const std::string& line) {
@@ -72,7 +80,12 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   log("serving model \"" + options.model_name + "\" on http://" + options.host + ":" +
       std::to_string(server.port()) + " (OpenAI API: /v1/completions, /v1/chat/completions)" +
       (options.api_key.empty() ? "" : ", API key required"));
-  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  RouterGraphReloader reloader(
+      *node, &g_reload, std::chrono::milliseconds(args.get_int("reload-timeout", 30000)), log);
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    reloader.poll();
+  }
   log("stopping");
   server.stop();
   return 0;
@@ -84,13 +97,16 @@ int run_serve(const std::vector<std::string>& argv) {
   if (print_help_if_asked(argv, "moeflow serve --graph FILE [--node NAME]",
                           "Runs one node of a deployment graph until SIGINT/SIGTERM: the router "
                           "node serves the OpenAI-compatible HTTP API (the graph's [api] host and "
-                          "port), an expert node serves its shards to the router.",
+                          "port), an expert node serves its shards to the router. Saving the graph "
+                          "file (or SIGHUP) applies the edit live where it can (see `moeflow graph "
+                          "plan`); every node reads the file again.",
                           kOptions))
     return 0;
   const Args args(argv, kOptions);
   const GraphSpec graph = load_graph(args.require("graph"));
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  std::signal(SIGHUP, request_reload);
   const std::string node = args.get("node", graph.router_node().name);
   const NodeSpec* spec = graph.find_node(node);
   if (!spec) throw Error("node " + node + " is not in " + graph.file.string());
@@ -98,6 +114,7 @@ int run_serve(const std::vector<std::string>& argv) {
   ExpertNodeOptions options;
   options.node = node;
   options.stop = &g_stop;
+  options.reload = &g_reload;
   run_expert_node(graph, options);
   return 0;
 }

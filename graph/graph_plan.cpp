@@ -89,21 +89,15 @@ void compare_shards(const GraphSpec& before, const GraphSpec& after, const Model
   std::set<std::string> names;
   for (const ShardSpec& s : before.shards) names.insert(s.name);
   for (const ShardSpec& s : after.shards) names.insert(s.name);
-  const std::string router_after = after.router_node().name;
-  const std::string router_before = before.router_node().name;
   for (const std::string& name : names) {
     const ShardSpec* old = find_shard(before, name);
     const ShardSpec* now = find_shard(after, name);
     if (!old) plan.shards_added.push_back(name);
     if (!now) plan.shards_removed.push_back(name);
-    if (old && now && old->node != now->node)
-      plan.restart.push_back("shard " + name + " moved from node " + old->node + " to " +
-                             now->node + ": restart both nodes");
     if (old && now && old->device != now->device)
       plan.restart.push_back("shard " + name + " device " + old->device + " -> " + now->device +
                              ": restart node " + now->node);
     const std::string node = now ? now->node : old->node;
-    bool changed = false;
     for (int64_t l = 0; l < model.num_layers; ++l) {
       if (!model.layer_is_moe[l]) continue;
       const auto b = held(old, l, model), a = held(now, l, model);
@@ -114,15 +108,7 @@ void compare_shards(const GraphSpec& before, const GraphSpec& after, const Model
       for (int64_t e : b)
         if (!a.count(e)) c.lost.push_back(e);
       plan.experts.push_back(std::move(c));
-      changed = true;
     }
-    const bool on_router =
-        (!now || now->node == router_after) && (!old || old->node == router_before);
-    if (changed && !on_router)
-      plan.restart.push_back("shard " + name + " on expert node " + node +
-                             " changes its experts: expert nodes load their shards at start, so "
-                             "restart node " +
-                             node);
   }
 }
 

@@ -3,11 +3,12 @@
 // applies without restarting anything (`moeflow graph plan OLD NEW`, and the reload on SIGHUP or
 // a saved graph file).
 //
-// Applied live, between decode steps: experts moved, replicated or dropped among shards on the
-// router node, shards added to or removed from the router node, and the [scheduler] limits.
-// Everything else (the model, nodes, shards on expert nodes, endpoints, timeouts, metric settings)
-// is listed with the reason a restart of the named node is needed; a reload that contains such a
-// change is refused as a whole and the old graph keeps serving.
+// Applied live, between decode steps: experts moved, replicated or dropped among shards (on any
+// node of the graph: every node reads the file again and loads what it newly holds), shards added,
+// removed or moved between existing nodes, and the [scheduler] limits. Everything else (the
+// model, adding or removing nodes, addresses and ports, timeouts, metric settings, devices) is
+// listed with the reason a restart is needed; a reload that contains such a change is refused as
+// a whole and the old graph keeps serving.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -53,7 +53,7 @@ TEST(GraphPlan, AddedShardAndSchedulerLimitsAreLive) {
   EXPECT_EQ(p.settings, std::vector<std::string>{"scheduler.max_running: 64 -> 8"});
 }
 
-TEST(GraphPlan, ExpertNodeAndEndpointChangesNeedARestart) {
+TEST(GraphPlan, ExpertNodeShardsChangeLiveButEndpointsNeedARestart) {
   const std::string nodes =
       "[nodes.r]\nhost = \"127.0.0.1\"\ncontrol_port = 5550\ndata_port = 5551\nrouter = true\n\n"
       "[nodes.e]\nhost = \"127.0.0.1\"\ncontrol_port = 5560\ndata_port = 5561\n\n";
@@ -66,8 +66,25 @@ TEST(GraphPlan, ExpertNodeAndEndpointChangesNeedARestart) {
   EXPECT_FALSE(p.live());
   const std::string text = format_plan(p);
   EXPECT_NE(text.find("! api.port: 8000 -> 8100: restart every node"), std::string::npos) << text;
-  EXPECT_NE(text.find("! shard a on expert node e changes its experts"), std::string::npos) << text;
+  EXPECT_NE(text.find("~ shard a (node e) layer 0: drops experts 7"), std::string::npos) << text;
   EXPECT_NE(text.find("applied live: no"), std::string::npos) << text;
+  // Without the port change the same shard edit is live.
+  std::string same_port = after;
+  same_port.erase(same_port.find("[api]"), std::string("[api]\nport = 8100\n\n").size());
+  EXPECT_TRUE(plan(before, same_port).live()) << format_plan(plan(before, same_port));
+}
+
+TEST(GraphPlan, AddedNodeNeedsARestart) {
+  const std::string router =
+      "[nodes.r]\nhost = \"127.0.0.1\"\ncontrol_port = 5550\ndata_port = 5551\nrouter = true\n\n";
+  const std::string before =
+      test_support::model_table() + "\n" + router + "[shards.a]\nnode = \"r\"\nexperts = \"all\"\n";
+  const std::string after = before +
+                            "\n[nodes.e]\nhost = \"127.0.0.1\"\ncontrol_port = 5560\n"
+                            "data_port = 5561\n";
+  const GraphPlan p = plan(before, after);
+  EXPECT_FALSE(p.live());
+  EXPECT_NE(format_plan(p).find("! node e added"), std::string::npos) << format_plan(p);
 }
 
 TEST(GraphPlan, CommandPrintsThePlanAndExitsByLiveness) {
