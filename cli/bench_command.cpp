@@ -1,10 +1,11 @@
-// `moeflow bench decode|prefill|machine|transport|nodes|metrics`: throughput against this machine's
-// physical limits.
+// `moeflow bench decode|prefill|machine|transport|nodes|metrics|reload`: throughput against this
+// machine's physical limits.
 #include <cstdio>
 
 #include "bench/engine_bench.h"
 #include "bench/metrics_bench.h"
 #include "bench/nodes_bench.h"
+#include "bench/reload_bench.h"
 #include "bench/transport_bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -33,6 +34,10 @@ const std::vector<OptionSpec> kMetricsOptions = {
     {"tokens", "N", "decode steps timed per round and pipeline", "32"},
     {"rounds", "R", "rounds, each timing metrics off and on (order alternates)", "6"},
 };
+const std::vector<OptionSpec> kReloadOptions = {
+    {"model", "DIR", "checkpoint folder (at least 4 experts per layer)", ""},
+    {"edits", "N", "graph edits timed (each moves 2 experts per layer between nodes)", "6"},
+};
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
     {"tokens", "N", "prompt length", "512"},
@@ -51,13 +56,14 @@ const std::vector<OptionSpec> kTransportOptions = {
 };
 
 constexpr const char* kUsage =
-    "Usage: moeflow bench <decode|prefill|machine|transport|nodes|metrics> [options]\n\n"
+    "Usage: moeflow bench <decode|prefill|machine|transport|nodes|metrics|reload> [options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
     "  machine    this machine's measured read bandwidth and FMA peak\n"
     "  transport  TokenBatch round trips between two processes vs raw TCP\n"
     "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per layer hop\n"
-    "  metrics    decode with metrics off vs on (the cost of observability)\n";
+    "  metrics    decode with metrics off vs on (the cost of observability)\n"
+    "  reload     live graph edits: saving the file to the new placement in use\n";
 
 }  // namespace
 
@@ -127,6 +133,20 @@ int run_bench(const std::vector<std::string>& argv) {
       throw Error("batch, tokens and rounds must be >= 1");
     return bench::run_metrics_bench(o);
   }
+  if (what == "reload") {
+    if (print_help_if_asked(rest, "moeflow bench reload --model DIR [options]",
+                            "Times live graph edits that move experts between two expert nodes "
+                            "(processes on loopback), from saving the file to the new placement "
+                            "in use.",
+                            kReloadOptions))
+      return 0;
+    const Args args(rest, kReloadOptions);
+    bench::ReloadBenchOptions o;
+    o.model = args.require("model");
+    o.edits = args.get_int("edits", 6);
+    if (o.edits < 1) throw Error("edits must be >= 1");
+    return bench::run_reload_bench(o);
+  }
   if (what == "machine") return bench::run_machine_bench();
   if (what == "transport") {
     if (print_help_if_asked(rest, "moeflow bench transport [options]",
@@ -148,7 +168,7 @@ int run_bench(const std::vector<std::string>& argv) {
     return bench::run_transport_bench(o);
   }
   throw Error("unknown bench \"" + what +
-              "\" (decode, prefill, machine, transport, nodes or metrics)");
+              "\" (decode, prefill, machine, transport, nodes, metrics or reload)");
 }
 
 }  // namespace moeflow::cli
