@@ -109,6 +109,7 @@ class ExpertNodeServer {
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
     export_node_info(*registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
+    export_graph_reload_counters(*registry_);
     current_.graph = g;
     current_.hash = ours_.graph_hash;
     current_.shards = load_local_shards(system_, g, cfg_, node_, registry_);

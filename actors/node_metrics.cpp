@@ -4,6 +4,10 @@
 
 namespace moeflow {
 
+void export_graph_reload_counters(metrics::Registry& registry) {
+  for (const char* result : {"applied", "refused", "unchanged"}) graph_reload_counter(registry, result);
+}
+
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
                       uint64_t graph_hash, uint64_t model_hash, double value) {
   registry
@@ -23,12 +27,15 @@ void export_speculative_metrics(metrics::Registry& registry) {
 }
 
 void count_graph_reload(metrics::Registry& registry, const std::string& result) {
-  registry
+  graph_reload_counter(registry, result).inc();
+}
+
+metrics::Counter& graph_reload_counter(metrics::Registry& registry, const std::string& result) {
+  return registry
       .counter("moeflow_graph_reloads_total",
                "Graph reloads (SIGHUP or a saved graph file) by result: applied, refused, "
                "unchanged",
-               {{"result", result}})
-      .inc();
+               {{"result", result}});
 }
 
 metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec) {

@@ -23,5 +23,8 @@ metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec
 
 // moeflow_graph_reloads_total{result}: result is applied, refused or unchanged.
 void count_graph_reload(metrics::Registry& registry, const std::string& result);
+metrics::Counter& graph_reload_counter(metrics::Registry& registry, const std::string& result);
+// The three results at 0, so that dashboards see the series before the first reload.
+void export_graph_reload_counters(metrics::Registry& registry);
 
 }  // namespace moeflow

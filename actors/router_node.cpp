@@ -81,14 +81,34 @@ void stop_actors(const std::vector<expert_shard_actor>& actors) {
 
 RouterNode::~RouterNode() {
   stop_pipeline(pipeline);
+  for (const AddedReplica& r : added) caf::anon_send_exit(r.actor, caf::exit_reason::user_shutdown);
   if (system) {
     // The actors write metrics and use the bridge until they are gone.
     caf::scoped_actor self{*system};
     if (pipeline.scheduler) self->wait_for(pipeline.scheduler);
     if (pipeline.router) self->wait_for(pipeline.router);
     for (const auto& a : pipeline.shards) self->wait_for(a);
+    for (const AddedReplica& r : added) self->wait_for(r.actor);
   }
   bridge.reset();
+}
+
+void RouterNode::swap_placement(const std::vector<expert_shard_actor>& graph_shards,
+                                ExpertOwners owners) {
+  auto update = std::make_shared<PlacementUpdate>();
+  update->shards = graph_shards;
+  update->owners = std::move(owners);
+  for (const AddedReplica& r : added) {
+    update->owners.at(r.layer).at(r.expert).push_back(static_cast<int>(update->shards.size()));
+    update->shards.push_back(r.actor);
+  }
+  caf::scoped_actor self{*system};
+  std::string failure;
+  self->request(pipeline.router, std::chrono::seconds(60), placement_atom::value,
+                PlacementUpdatePtr(update))
+      .receive([](bool) {}, [&](caf::error& err) { failure = describe(err); });
+  if (!failure.empty()) throw Error("the router did not take the new placement: " + failure);
+  routing->set_replicas(replica_counts(update->owners));
 }
 
 std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds wait_for_nodes) {
@@ -132,17 +152,11 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     }
   }
 
-  auto update = std::make_shared<PlacementUpdate>();
-  update->shards = shards;
-  update->owners = make_placement(next, cfg).owners;
-  caf::scoped_actor self{*system};
-  std::string failure;
-  self->request(pipeline.router, std::chrono::seconds(60), placement_atom::value,
-                PlacementUpdatePtr(update))
-      .receive([](bool) {}, [&](caf::error& err) { failure = describe(err); });
-  if (!failure.empty()) {
+  try {
+    swap_placement(shards, make_placement(next, cfg).owners);
+  } catch (const Error&) {
     stop_actors(spawned);
-    throw Error("the router did not take the new placement: " + failure);
+    throw;
   }
   if (bridge) bridge->set_graph_hash(new_hash);
   const double swap_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
@@ -155,10 +169,10 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     if (!kept.count(a.address())) retired.push_back(a);
   stop_actors(retired);
 
+  caf::scoped_actor self{*system};
   self->send(pipeline.scheduler, configure_atom::value, next.scheduler.max_running,
              next.scheduler.max_waiting, next.scheduler.kv_budget_tokens,
              next.scheduler.prefill_chunk);
-  routing->set_replicas(replica_counts(update->owners));
   const std::string me = next.router_node().name;
   export_node_info(*registry, me, "router", old_hash, model_hash, 0.0);
   export_node_info(*registry, me, "router", new_hash, model_hash, 1.0);
@@ -187,8 +201,12 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
       node->registry, moe_layers(cfg), static_cast<size_t>(cfg.num_experts),
       replica_counts(placement.owners), routing_recorder_options(g.metrics));
   node->model_hash = model_hash(router_model->checkpoint());
+  node->expert_mb = 3.0 * static_cast<double>(cfg.hidden_size * cfg.expert_intermediate) *
+                    (router_model->compute_type() == ComputeType::bf16 ? 2.0 : 4.0) /
+                    (1024.0 * 1024.0);
   export_node_info(*node->registry, me.name, "router", graph_hash(g), node->model_hash);
   export_speculative_metrics(*node->registry);
+  export_graph_reload_counters(*node->registry);
 
   // Every other node is a bridge peer (also one without shards now: a live change may give it
   // some).

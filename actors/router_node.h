@@ -26,6 +26,20 @@ struct RouterNode {
   GraphSpec graph;                 // the graph being served
   uint64_t model_hash = 0;
   std::map<std::string, int> peer_of;  // expert node name -> bridge peer
+  double expert_mb = 0;                // weights of one expert as loaded
+
+  // Replicas the autoscaler added (actors/autoscaler.h): each an actor holding one expert,
+  // placed after the graph's shards.
+  struct AddedReplica {
+    int64_t layer = 0, expert = 0;
+    expert_shard_actor actor;
+    std::chrono::steady_clock::time_point created;
+  };
+  std::vector<AddedReplica> added;
+
+  // Gives the router `graph_shards` with `owners` (the graph's placement) plus the added replicas,
+  // and waits until it uses them. Throws moeflow::Error when the router does not answer.
+  void swap_placement(const std::vector<expert_shard_actor>& graph_shards, ExpertOwners owners);
 
   // Applies `next` without restarting anything (graph/graph_plan.h says what can change): loads
   // the router node's new shards, waits (up to `wait_for_nodes`) until every expert node runs

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "actors/actor_system_setup.h"
+#include "actors/autoscaler.h"
 #include "actors/expert_node.h"
 #include "actors/graph_reloader.h"
 #include "actors/router_node.h"
@@ -82,9 +83,15 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
       (options.api_key.empty() ? "" : ", API key required"));
   RouterGraphReloader reloader(
       *node, &g_reload, std::chrono::milliseconds(args.get_int("reload-timeout", 30000)), log);
+  Autoscaler autoscaler(*node, log);
   while (!g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     reloader.poll();
+    try {
+      autoscaler.poll();
+    } catch (const Error& e) {
+      log(std::string("autoscaler: ") + e.what());
+    }
   }
   log("stopping");
   server.stop();

@@ -87,6 +87,20 @@ struct SchedulerSpec {
   SourceLocation where;
 };
 
+// The autoscaler of the router node ([scaling], docs/graph.md): replicas of hot experts, loaded
+// into the router node's process, that come and go with the load.
+struct ScalingSpec {
+  bool enabled = false;
+  std::string policy = "threshold";  // "threshold" (hot/cold loads) or "eplb" (budget spread)
+  double hot_load = 1.5;     // replicate when load per replica > hot_load x the layer's mean load
+  double cold_load = 0.5;    // retire an added replica when the load per replica would stay below
+  int64_t max_replicas = 4;  // per expert, the graph's holders included
+  int64_t memory_mb = 1024;  // weights of added replicas, in all
+  int64_t window_ms = 5000;  // load measured over this long between decisions
+  int64_t cooldown_ms = 30000;  // no retirement of a replica younger than this
+  SourceLocation where;
+};
+
 struct GraphSpec {
   std::filesystem::path file;
   ModelSpec model;
@@ -96,6 +110,7 @@ struct GraphSpec {
   MetricsSpec metrics;
   TimeoutSpec timeouts;
   SchedulerSpec scheduler;
+  ScalingSpec scaling;
   bool implicit_node = false;  // no [nodes.*]: everything runs in one process, node "local"
 
   const NodeSpec* find_node(std::string_view name) const;  // nullptr when there is none

@@ -40,7 +40,9 @@ std::string canonical_text(const GraphSpec& g) {
       << g.metrics.collapse_dead_share << ';' << g.timeouts.heartbeat_ms << ','
       << g.timeouts.peer_down_ms << ',' << g.timeouts.request_ms << ';' << g.scheduler.max_running
       << ',' << g.scheduler.max_waiting << ',' << g.scheduler.kv_budget_tokens << ','
-      << g.scheduler.prefill_chunk << ';';
+      << g.scheduler.prefill_chunk << ';' << g.scaling.enabled << ',' << g.scaling.policy << ','
+      << g.scaling.hot_load << ',' << g.scaling.cold_load << ',' << g.scaling.max_replicas << ','
+      << g.scaling.memory_mb << ',' << g.scaling.window_ms << ',' << g.scaling.cooldown_ms << ';';
   return out.str();
 }
 

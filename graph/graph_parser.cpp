@@ -14,8 +14,11 @@
 namespace moeflow::graph_detail {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"model",  "api",      "metrics",  "nodes",
-                                                "shards", "timeouts", "scheduler"};
+const std::vector<std::string> kTopLevelKeys = {"model",  "api",      "metrics",   "nodes",
+                                                "shards", "timeouts", "scheduler", "scaling"};
+const std::vector<std::string> kScalingKeys = {"enabled",   "policy",       "hot_load",
+                                               "cold_load", "max_replicas", "memory_mb",
+                                               "window_ms", "cooldown_ms"};
 const std::vector<std::string> kSchedulerKeys = {"max_running", "max_waiting", "kv_budget_tokens",
                                                  "prefill_chunk"};
 const std::vector<std::string> kModelKeys = {"path", "dtype"};
@@ -98,6 +101,7 @@ class Parser {
     read_metrics_options(root);
     read_timeouts(root);
     read_scheduler(root);
+    read_scaling(root);
     read_nodes(root);
     read_shards(root);
   }
@@ -368,6 +372,59 @@ class Parser {
     read("max_waiting", ss.max_waiting);
     read("kv_budget_tokens", ss.kv_budget_tokens);
     read("prefill_chunk", ss.prefill_chunk);
+  }
+
+  void read_scaling(const toml::table& root) {
+    ScalingSpec& sc = out_.spec.scaling;
+    const toml::table* t = get_table(root, "scaling", "write [scaling] with enabled = true");
+    if (!t) return;
+    sc.where = at(t->source());
+    check_keys(*t, "[scaling]", kScalingKeys);
+    if (const toml::node* b = typed(*t, "enabled", "[scaling]", toml::node_type::boolean))
+      sc.enabled = b->as_boolean()->get();
+    if (const toml::node* p = typed(*t, "policy", "[scaling]", toml::node_type::string)) {
+      const std::string v = p->as_string()->get();
+      if (v != "threshold" && v != "eplb")
+        error(at(p->source()), "policy " + in_quotes(v) + " in [scaling] is not known",
+              "\"threshold\" (hot_load / cold_load) or \"eplb\" (spread the memory budget)");
+      else
+        sc.policy = v;
+    }
+    const auto number = [&](const char* key, double low, double high, double& value) {
+      const toml::node* n = t->get(key);
+      if (!n) return;
+      std::optional<double> v;
+      if (n->is_floating_point()) v = n->as_floating_point()->get();
+      if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+      if (!v || !(*v > low && *v < high)) {
+        std::ostringstream range;
+        range << "(" << low << ", " << high << ")";
+        error(at(n->source()),
+              std::string(key) + " in [scaling] must be a number in " + range.str(),
+              "a load relative to the layer's mean load per expert, e.g. 1.5");
+        return;
+      }
+      value = *v;
+    };
+    number("hot_load", 1.0, 1000.0, sc.hot_load);
+    number("cold_load", 0.0, 1.0, sc.cold_load);
+    const auto count = [&](const char* key, int64_t low, int64_t high, int64_t& value) {
+      const toml::node* n = typed(*t, key, "[scaling]", toml::node_type::integer);
+      if (!n) return;
+      const int64_t v = n->as_integer()->get();
+      if (v < low || v > high) {
+        error(at(n->source()),
+              std::string(key) + " " + std::to_string(v) + " in [scaling] is outside " +
+                  std::to_string(low) + "-" + std::to_string(high),
+              "max_replicas counts replicas per expert; memory_mb is in MiB; *_ms in ms");
+        return;
+      }
+      value = v;
+    };
+    count("max_replicas", 1, 1024, sc.max_replicas);
+    count("memory_mb", 0, int64_t{1} << 30, sc.memory_mb);
+    count("window_ms", 10, kTimeoutMaxMs, sc.window_ms);
+    count("cooldown_ms", 0, kTimeoutMaxMs, sc.cooldown_ms);
   }
 
   // The children of [nodes] or [shards], each checked to be a table with a usable name.

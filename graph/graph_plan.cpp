@@ -56,6 +56,14 @@ void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
           a.scheduler.kv_budget_tokens);
   compare(plan.settings, "scheduler.prefill_chunk", b.scheduler.prefill_chunk,
           a.scheduler.prefill_chunk);
+  compare(plan.settings, "scaling.enabled", b.scaling.enabled, a.scaling.enabled);
+  compare(plan.settings, "scaling.policy", b.scaling.policy, a.scaling.policy);
+  compare(plan.settings, "scaling.hot_load", b.scaling.hot_load, a.scaling.hot_load);
+  compare(plan.settings, "scaling.cold_load", b.scaling.cold_load, a.scaling.cold_load);
+  compare(plan.settings, "scaling.max_replicas", b.scaling.max_replicas, a.scaling.max_replicas);
+  compare(plan.settings, "scaling.memory_mb", b.scaling.memory_mb, a.scaling.memory_mb);
+  compare(plan.settings, "scaling.window_ms", b.scaling.window_ms, a.scaling.window_ms);
+  compare(plan.settings, "scaling.cooldown_ms", b.scaling.cooldown_ms, a.scaling.cooldown_ms);
   std::vector<std::string> restart;
   compare(restart, "model.path", b.model.path.string(), a.model.path.string());
   compare(restart, "model.dtype", b.model.dtype, a.model.dtype);

@@ -5,10 +5,10 @@
 //
 // Applied live, between decode steps: experts moved, replicated or dropped among shards (on any
 // node of the graph: every node reads the file again and loads what it newly holds), shards added,
-// removed or moved between existing nodes, and the [scheduler] limits. Everything else (the
-// model, adding or removing nodes, addresses and ports, timeouts, metric settings, devices) is
-// listed with the reason a restart is needed; a reload that contains such a change is refused as
-// a whole and the old graph keeps serving.
+// removed or moved between existing nodes, the [scheduler] limits and the [scaling] policy.
+// Everything else (the model, adding or removing nodes, addresses and ports, timeouts, metric
+// settings, devices) is listed with the reason a restart is needed; a reload that contains such a
+// change is refused as a whole and the old graph keeps serving.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -218,6 +218,13 @@ void RoutingRecorder::publish_replicas() {
   }
 }
 
+std::vector<std::vector<uint64_t>> RoutingRecorder::token_totals() const {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  std::vector<std::vector<uint64_t>> totals(layer_slot_.size());
+  for (const Layer& layer : layers_) totals[static_cast<size_t>(layer.layer)] = layer.tokens;
+  return totals;
+}
+
 std::string RoutingRecorder::routing_json() const {
   std::lock_guard<std::mutex> lock(state_mutex_);
   nlohmann::json layers = nlohmann::json::array();

@@ -52,6 +52,10 @@ class RoutingRecorder {
   // background thread does the same every `period`).
   void flush();
 
+  // Tokens routed to each expert since start, [model layer][expert] (empty rows: dense layers),
+  // as of the last reduction.
+  std::vector<std::vector<uint64_t>> token_totals() const;
+
   // The routing matrix as JSON (GET /routing, see docs/metrics.md).
   std::string routing_json() const;
 
