@@ -1,6 +1,5 @@
-// `moeflow bench
-// decode|prefill|machine|transport|nodes|metrics|reload|scaling`: throughput
-// against this machine's physical limits.
+// `moeflow bench decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative`:
+// throughput against this machine's physical limits.
 #include <cstdio>
 
 #include "bench/engine_bench.h"
@@ -8,6 +7,7 @@
 #include "bench/nodes_bench.h"
 #include "bench/reload_bench.h"
 #include "bench/scaling_bench.h"
+#include "bench/speculative_bench.h"
 #include "bench/transport_bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -18,13 +18,10 @@ namespace moeflow::cli {
 namespace {
 
 const std::vector<OptionSpec> kDecodeOptions = {
-    {"model", "DIR",
-     "checkpoint folder (bench/make_bench_checkpoint.py makes a larger one)",
-     ""},
+    {"model", "DIR", "checkpoint folder (bench/make_bench_checkpoint.py makes a larger one)", ""},
     {"batch", "B", "sequences decoded together", "1"},
     {"tokens", "N", "decode steps measured per round", "32"},
-    {"rounds", "R",
-     "rounds, each pairing a bandwidth measurement with N timed steps", "3"},
+    {"rounds", "R", "rounds, each pairing a bandwidth measurement with N timed steps", "3"},
     {"prompt", "P", "prompt tokens per sequence before decoding", "16"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
 };
@@ -37,13 +34,11 @@ const std::vector<OptionSpec> kMetricsOptions = {
     {"model", "DIR", "checkpoint folder", ""},
     {"batch", "B", "sequences decoded together", "1"},
     {"tokens", "N", "decode steps timed per round and pipeline", "32"},
-    {"rounds", "R", "rounds, each timing metrics off and on (order alternates)",
-     "6"},
+    {"rounds", "R", "rounds, each timing metrics off and on (order alternates)", "6"},
 };
 const std::vector<OptionSpec> kReloadOptions = {
     {"model", "DIR", "checkpoint folder (at least 4 experts per layer)", ""},
-    {"edits", "N",
-     "graph edits timed (each moves 2 experts per layer between nodes)", "6"},
+    {"edits", "N", "graph edits timed (each moves 2 experts per layer between nodes)", "6"},
 };
 const std::vector<OptionSpec> kScalingOptions = {
     {"model", "DIR", "checkpoint folder", ""},
@@ -58,36 +53,46 @@ const std::vector<OptionSpec> kPrefillOptions = {
     {"repeats", "R", "timed runs (best is reported)", "3"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
 };
+const std::vector<OptionSpec> kSpeculativeOptions = {
+    {"model", "DIR", "checkpoint folder", ""},
+    {"batch", "LIST", "batch sizes, comma-separated", "1,4,16"},
+    {"tokens", "N", "tokens generated per sequence (the first, with the prefill, untimed)", "64"},
+    {"gamma", "LIST", "draft lengths 1..8 and/or \"adaptive\", comma-separated", "1,2,4,adaptive"},
+    {"draft-top-k", "K", "routed experts per token of the drafter", "1"},
+    {"resident", "M", "drafter uses only the M experts per layer its routing uses most (0: all)",
+     "0"},
+    {"prompt", "P", "random prompt tokens per sequence", "16"},
+    {"rounds", "R", "rounds timing every setting once (medians reported)", "3"},
+    {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
+};
 const std::vector<OptionSpec> kTransportOptions = {
     {"hidden", "D", "f32 values per row", "1024"},
     {"top-k", "K", "experts per row in each request", "8"},
     {"rows", "LIST", "batch sizes, comma-separated", "1,16,64,256,1024"},
     {"seconds", "S", "duration of each measurement", "1"},
     {"repeats", "R", "measurements per cell (best is reported)", "3"},
-    {"encode", "MODE", "zero-copy (frames point into the batch) or copy",
-     "zero-copy"},
-    {"retain-memory", "",
-     "keep freed buffers in the process (transport::retain_freed_buffers)", ""},
+    {"encode", "MODE", "zero-copy (frames point into the batch) or copy", "zero-copy"},
+    {"retain-memory", "", "keep freed buffers in the process (transport::retain_freed_buffers)",
+     ""},
 };
 
-constexpr const char *kUsage =
+constexpr const char* kUsage =
     "Usage: moeflow bench "
-    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling> "
+    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative> "
     "[options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
     "  machine    this machine's measured read bandwidth and FMA peak\n"
     "  transport  TokenBatch round trips between two processes vs raw TCP\n"
-    "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per "
-    "layer hop\n"
+    "  nodes      decode with the experts on 1, 2 and 3 nodes; latency per layer hop\n"
     "  metrics    decode with metrics off vs on (the cost of observability)\n"
-    "  reload     live graph edits: saving the file to the new placement in "
-    "use\n"
-    "  scaling    skewed load with autoscaling off, threshold and EPLB-style\n";
+    "  reload     live graph edits: saving the file to the new placement in use\n"
+    "  scaling    skewed load with autoscaling off, threshold and EPLB-style\n"
+    "  speculative  self-speculative decoding vs plain greedy decoding\n";
 
-} // namespace
+}  // namespace
 
-int run_bench(const std::vector<std::string> &argv) {
+int run_bench(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help" || argv[0] == "-h") {
     std::fputs(kUsage, stdout);
     return argv.empty() ? 2 : 0;
@@ -96,8 +101,7 @@ int run_bench(const std::vector<std::string> &argv) {
   const std::vector<std::string> rest(argv.begin() + 1, argv.end());
   if (what == "decode") {
     if (print_help_if_asked(rest, "moeflow bench decode --model DIR [options]",
-                            "Decode throughput vs the bandwidth limit.",
-                            kDecodeOptions))
+                            "Decode throughput vs the bandwidth limit.", kDecodeOptions))
       return 0;
     const Args args(rest, kDecodeOptions);
     bench::DecodeBenchOptions o;
@@ -113,8 +117,7 @@ int run_bench(const std::vector<std::string> &argv) {
   }
   if (what == "prefill") {
     if (print_help_if_asked(rest, "moeflow bench prefill --model DIR [options]",
-                            "Prefill throughput vs the FMA peak.",
-                            kPrefillOptions))
+                            "Prefill throughput vs the FMA peak.", kPrefillOptions))
       return 0;
     const Args args(rest, kPrefillOptions);
     bench::PrefillBenchOptions o;
@@ -122,32 +125,28 @@ int run_bench(const std::vector<std::string> &argv) {
     o.tokens = args.get_int("tokens", 512);
     o.repeats = args.get_int("repeats", 3);
     o.dtype = args.get("dtype", "auto");
-    if (o.tokens < 1 || o.repeats < 1)
-      throw Error("tokens and repeats must be >= 1");
+    if (o.tokens < 1 || o.repeats < 1) throw Error("tokens and repeats must be >= 1");
     return bench::run_prefill_bench(o);
   }
   if (what == "nodes") {
-    if (print_help_if_asked(
-            rest, "moeflow bench nodes --model DIR [options]",
-            "Decode through the actors with experts on 1, 2 and 3 nodes "
-            "(processes on loopback) and the latency per layer hop.",
-            kNodesOptions))
+    if (print_help_if_asked(rest, "moeflow bench nodes --model DIR [options]",
+                            "Decode through the actors with experts on 1, 2 and 3 nodes "
+                            "(processes on loopback) and the latency per layer hop.",
+                            kNodesOptions))
       return 0;
     const Args args(rest, kNodesOptions);
     bench::NodesBenchOptions o;
     o.model = args.require("model");
     o.batch = args.get_int("batch", 1);
     o.tokens = args.get_int("tokens", 32);
-    if (o.batch < 1 || o.tokens < 1)
-      throw Error("batch and tokens must be >= 1");
+    if (o.batch < 1 || o.tokens < 1) throw Error("batch and tokens must be >= 1");
     return bench::run_nodes_bench(o);
   }
   if (what == "metrics") {
-    if (print_help_if_asked(
-            rest, "moeflow bench metrics --model DIR [options]",
-            "Decode through the actors with metrics off and on, alternating "
-            "rounds, beside the DRAM bandwidth limit.",
-            kMetricsOptions))
+    if (print_help_if_asked(rest, "moeflow bench metrics --model DIR [options]",
+                            "Decode through the actors with metrics off and on, alternating "
+                            "rounds, beside the DRAM bandwidth limit.",
+                            kMetricsOptions))
       return 0;
     const Args args(rest, kMetricsOptions);
     bench::MetricsBenchOptions o;
@@ -159,10 +158,30 @@ int run_bench(const std::vector<std::string> &argv) {
       throw Error("batch, tokens and rounds must be >= 1");
     return bench::run_metrics_bench(o);
   }
+  if (what == "speculative") {
+    if (print_help_if_asked(rest, "moeflow bench speculative --model DIR [options]",
+                            "Self-speculative decoding (a reduced expert budget drafts, the full "
+                            "model verifies) vs plain greedy decoding.",
+                            kSpeculativeOptions))
+      return 0;
+    const Args args(rest, kSpeculativeOptions);
+    bench::SpeculativeBenchOptions o;
+    o.model = args.require("model");
+    if (args.has("batch")) o.batches = bench::parse_count_list(*args.get("batch"), "batch");
+    if (args.has("gamma")) o.gammas = bench::parse_gamma_list(*args.get("gamma"));
+    o.tokens = args.get_int("tokens", 64);
+    o.draft_top_k = args.get_int("draft-top-k", 1);
+    o.resident = args.get_int("resident", 0);
+    o.prompt = args.get_int("prompt", 16);
+    o.rounds = args.get_int("rounds", 3);
+    o.dtype = args.get("dtype", "auto");
+    if (o.tokens < 2 || o.prompt < 1 || o.rounds < 1 || o.draft_top_k < 1 || o.resident < 0)
+      throw Error("tokens must be >= 2, prompt, rounds and draft-top-k >= 1, resident >= 0");
+    return bench::run_speculative_bench(o);
+  }
   if (what == "scaling") {
     if (print_help_if_asked(rest, "moeflow bench scaling --model DIR [options]",
-                            "Skewed load with the autoscaler off, with the "
-                            "threshold policy and "
+                            "Skewed load with the autoscaler off, with the threshold policy and "
                             "with the EPLB-style policy, in one run.",
                             kScalingOptions))
       return 0;
@@ -178,36 +197,30 @@ int run_bench(const std::vector<std::string> &argv) {
     return bench::run_scaling_bench(o);
   }
   if (what == "reload") {
-    if (print_help_if_asked(
-            rest, "moeflow bench reload --model DIR [options]",
-            "Times live graph edits that move experts between two expert nodes "
-            "(processes on loopback), from saving the file to the new "
-            "placement "
-            "in use.",
-            kReloadOptions))
+    if (print_help_if_asked(rest, "moeflow bench reload --model DIR [options]",
+                            "Times live graph edits that move experts between two expert nodes "
+                            "(processes on loopback), from saving the file to the new placement "
+                            "in use.",
+                            kReloadOptions))
       return 0;
     const Args args(rest, kReloadOptions);
     bench::ReloadBenchOptions o;
     o.model = args.require("model");
     o.edits = args.get_int("edits", 6);
-    if (o.edits < 1)
-      throw Error("edits must be >= 1");
+    if (o.edits < 1) throw Error("edits must be >= 1");
     return bench::run_reload_bench(o);
   }
-  if (what == "machine")
-    return bench::run_machine_bench();
+  if (what == "machine") return bench::run_machine_bench();
   if (what == "transport") {
-    if (print_help_if_asked(
-            rest, "moeflow bench transport [options]",
-            "TokenBatch transport over TCP loopback vs raw TCP.",
-            kTransportOptions))
+    if (print_help_if_asked(rest, "moeflow bench transport [options]",
+                            "TokenBatch transport over TCP loopback vs raw TCP.",
+                            kTransportOptions))
       return 0;
     const Args args(rest, kTransportOptions);
     bench::TransportBenchOptions o;
     o.hidden = args.get_int("hidden", 1024);
     o.top_k = args.get_int("top-k", 8);
-    if (args.has("rows"))
-      o.rows = bench::parse_rows_list(*args.get("rows"));
+    if (args.has("rows")) o.rows = bench::parse_rows_list(*args.get("rows"));
     o.seconds = args.get_double("seconds", 1.0);
     o.repeats = args.get_int("repeats", 3);
     const std::string encode = args.get("encode", "zero-copy");
@@ -217,9 +230,9 @@ int run_bench(const std::vector<std::string> &argv) {
     o.retain_memory = args.has("retain-memory");
     return bench::run_transport_bench(o);
   }
-  throw Error("unknown bench \"" + what +
-              "\" (decode, prefill, machine, transport, nodes, metrics, reload "
-              "or scaling)");
+  throw Error(
+      "unknown bench \"" + what +
+      "\" (decode, prefill, machine, transport, nodes, metrics, reload, scaling or speculative)");
 }
 
-} // namespace moeflow::cli
+}  // namespace moeflow::cli

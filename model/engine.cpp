@@ -1,5 +1,7 @@
 #include "model/engine.h"
 
+#include <utility>
+
 #include "core/progress.h"
 
 namespace moeflow {
@@ -17,8 +19,9 @@ std::unique_ptr<Engine> Engine::load(const std::filesystem::path& dir, const Eng
 }
 
 std::vector<float> Engine::forward(const std::vector<SequenceTokens>& batch, bool all_positions,
-                                   StepStats* stats) {
+                                   StepStats* stats, const ExpertBudget& budget) {
   const ModelConfig& cfg = config();
+  if (!budget.is_full()) validate(budget, cfg);
   RouterStage& router = router_->stage();
   KvCache& cache = router_->cache();
   const StepPlan plan = plan_step(batch, cache, all_positions);
@@ -28,18 +31,22 @@ std::vector<float> Engine::forward(const std::vector<SequenceTokens>& batch, boo
   StepStats local;
   local.rows = n;
   local.weight_bytes = router.bytes_per_step();
+  if (stats) local.expert_use.assign(cfg.num_layers * cfg.num_experts, 0);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
-    TokenBatch tb = router.attend_and_route(l, plan.layout, hidden.data(), cache);
+    TokenBatch tb = router.attend_and_route(l, plan.layout, hidden.data(), cache, budget);
     if (!cfg.layer_is_moe[l]) continue;
     routed.resize(n * d);
-    local.weight_bytes += experts_->stage().bytes_touched(tb);
+    local.expert_bytes += experts_->stage().bytes_touched(tb);
     local.expert_rows += experts_->stage().run(tb, routed.data());
+    if (stats)
+      for (int32_t e : tb.experts) ++local.expert_use[l * cfg.num_experts + e];
     router.combine(tb, routed.data(), hidden.data());
   }
+  local.weight_bytes += local.expert_bytes;
   for (const auto& s : plan.layout.sequences) cache.commit(s.seq_id, s.count);
   std::vector<float> logits(plan.output_rows.size() * cfg.vocab_size);
   router.logits(hidden.data(), plan.output_rows, logits.data());
-  if (stats) *stats = local;
+  if (stats) *stats = std::move(local);
   return logits;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/expert_budget.h"
 #include "model/expert_shard.h"
 #include "model/router_model.h"
 #include "model/step_plan.h"
@@ -24,6 +25,10 @@ struct StepStats {
   int64_t rows = 0;
   int64_t expert_rows = 0;   // (row, expert) pairs computed
   int64_t weight_bytes = 0;  // weights read: router stage + experts touched
+  int64_t expert_bytes = 0;  // the experts' share of weight_bytes
+  // [layer * num_experts + expert]: (row, expert) pairs routed there (observed routing, e.g. to
+  // choose a drafter's resident set).
+  std::vector<int64_t> expert_use;
 };
 
 class Engine {
@@ -36,9 +41,11 @@ class Engine {
   ComputeType compute_type() const { return router_->compute_type(); }
 
   // Runs one step. Returns logits [batch.size(), vocab] for each sequence's last new token, or,
-  // with all_positions, [total new tokens, vocab] in batch order.
+  // with all_positions, [total new tokens, vocab] in batch order. `budget` routes every MoE layer
+  // with fewer experts (a draft of this model, model/expert_budget.h); throws moeflow::Error for
+  // one the model cannot honour.
   std::vector<float> forward(const std::vector<SequenceTokens>& batch, bool all_positions = false,
-                             StepStats* stats = nullptr);
+                             StepStats* stats = nullptr, const ExpertBudget& budget = {});
 
   int64_t sequence_length(uint64_t seq_id) const { return router_->cache().length(seq_id); }
   void release(uint64_t seq_id) { router_->cache().release(seq_id); }

@@ -79,7 +79,7 @@ void RouterStage::attention(int64_t layer, const StepLayout& layout, const float
 }
 
 TokenBatch RouterStage::attend_and_route(int64_t layer, const StepLayout& layout, float* hidden,
-                                         KvCache& cache) {
+                                         KvCache& cache, const ExpertBudget& budget) {
   const LayerWeights& lw = w_.layers[layer];
   const int64_t n = layout.rows(), d = cfg_.hidden_size;
   normed_.resize(n * d);
@@ -102,16 +102,19 @@ TokenBatch RouterStage::attend_and_route(int64_t layer, const StepLayout& layout
     batch.rows.clear();
     return batch;
   }
-  batch.top_k = cfg_.top_k;
+  const int64_t k = budget_top_k(budget, cfg_, layer);
+  const std::vector<uint8_t> allowed = resident_mask(budget, cfg_, layer);
+  batch.top_k = k;
   batch.seq_ids = layout.row_seq_ids;
   batch.positions = layout.positions;
   gate_logits_.resize(n * cfg_.num_experts);
   kernels::matmul(batch.rows.data(), n, f32_matrix(lw.router_gate, cfg_.num_experts, d),
                   gate_logits_.data());
-  batch.experts.resize(n * cfg_.top_k);
-  batch.weights.resize(n * cfg_.top_k);
-  route_top_k(gate_logits_.data(), n, cfg_.num_experts, cfg_.top_k, cfg_.norm_topk_prob,
-              batch.experts.data(), batch.weights.data());
+  batch.experts.resize(n * k);
+  batch.weights.resize(n * k);
+  route_top_k(gate_logits_.data(), n, cfg_.num_experts, k, cfg_.norm_topk_prob,
+              batch.experts.data(), batch.weights.data(),
+              allowed.empty() ? nullptr : allowed.data());
   return batch;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/expert_budget.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/token_batch.h"
@@ -38,9 +39,10 @@ class RouterStage {
 
   // Attention (appending this step's keys and values to `cache`) and residual for `layer`.
   // A dense layer also runs its MLP and residual and returns an empty batch; an MoE layer
-  // returns the rows to send to the experts.
+  // returns the rows to send to the experts, routed within `budget` (default: the model's own
+  // top-k over every expert; the caller validates a non-default budget, see expert_budget.h).
   TokenBatch attend_and_route(int64_t layer, const StepLayout& layout, float* hidden,
-                              KvCache& cache);
+                              KvCache& cache, const ExpertBudget& budget = {});
 
   // hidden += routed (the expert stages' summed output for batch's rows) + the shared expert.
   void combine(const TokenBatch& batch, const float* routed, float* hidden);
