@@ -34,14 +34,6 @@ struct LocalShards {
   std::vector<std::vector<int>> owner;  // [layer][expert] -> local shard index or -1
 };
 
-// Whether two shard specs hold the same experts of every layer of `cfg`.
-bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& cfg) {
-  for (int64_t l = 0; l < cfg.num_layers; ++l)
-    for (int64_t e = 0; e < cfg.num_experts; ++e)
-      if (a.owns(l, e) != b.owns(l, e)) return false;
-  return true;
-}
-
 // The shards of `g` on `node`. A shard that `before` (served by `reuse`) had on this node with the
 // same experts keeps its actor; the others load their weights here.
 LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, const ModelConfig& cfg,

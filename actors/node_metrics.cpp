@@ -5,7 +5,8 @@
 namespace moeflow {
 
 void export_graph_reload_counters(metrics::Registry& registry) {
-  for (const char* result : {"applied", "refused", "unchanged"}) graph_reload_counter(registry, result);
+  for (const char* result : {"applied", "refused", "unchanged"})
+    graph_reload_counter(registry, result);
 }
 
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
@@ -31,11 +32,11 @@ void count_graph_reload(metrics::Registry& registry, const std::string& result) 
 }
 
 metrics::Counter& graph_reload_counter(metrics::Registry& registry, const std::string& result) {
-  return registry
-      .counter("moeflow_graph_reloads_total",
-               "Graph reloads (SIGHUP or a saved graph file) by result: applied, refused, "
-               "unchanged",
-               {{"result", result}});
+  return registry.counter(
+      "moeflow_graph_reloads_total",
+      "Graph reloads (SIGHUP or a saved graph file) by result: applied, refused, "
+      "unchanged",
+      {{"result", result}});
 }
 
 metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec) {

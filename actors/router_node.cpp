@@ -26,20 +26,6 @@ std::vector<std::vector<int>> replica_counts(const ExpertOwners& owners) {
   return replicas;
 }
 
-// Whether two shard specs hold the same experts of every layer of `cfg`.
-bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& cfg) {
-  for (int64_t l = 0; l < cfg.num_layers; ++l)
-    for (int64_t e = 0; e < cfg.num_experts; ++e)
-      if (a.owns(l, e) != b.owns(l, e)) return false;
-  return true;
-}
-
-const ShardSpec* find_shard(const GraphSpec& g, const std::string& name) {
-  for (const ShardSpec& s : g.shards)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
 // One actor per shard of `g`, in graph order: the actor of `reuse` (shard name -> actor) when the
 // shard is on the router node and holds the same experts as in `before`, else a new one (local
 // shards load their weights here).
@@ -53,7 +39,7 @@ std::vector<expert_shard_actor> shard_actors(RouterNode& node, const GraphSpec& 
   std::vector<expert_shard_actor> out;
   for (const ShardSpec& s : g.shards) {
     if (s.node == me) {
-      const ShardSpec* old = before ? find_shard(*before, s.name) : nullptr;
+      const ShardSpec* old = before ? before->find_shard(s.name) : nullptr;
       if (old && old->node == before->router_node().name && same_experts(*old, s, cfg) &&
           reuse.count(s.name)) {
         out.push_back(reuse.at(s.name));

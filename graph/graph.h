@@ -113,7 +113,8 @@ struct GraphSpec {
   ScalingSpec scaling;
   bool implicit_node = false;  // no [nodes.*]: everything runs in one process, node "local"
 
-  const NodeSpec* find_node(std::string_view name) const;  // nullptr when there is none
+  const NodeSpec* find_node(std::string_view name) const;    // nullptr when there is none
+  const ShardSpec* find_shard(std::string_view name) const;  // nullptr when there is none
   const NodeSpec& router_node() const;  // throws moeflow::Error on a graph without one
   std::vector<const ShardSpec*> shards_on(std::string_view node) const;
 };
@@ -149,6 +150,9 @@ struct Placement {
     return owners.at(static_cast<size_t>(layer)).at(static_cast<size_t>(expert));
   }
 };
+
+// Whether two shards hold the same experts of every layer of `model`.
+bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& model);
 
 // Ids beyond the model in a shard are ignored here (validate_graph reports them).
 Placement make_placement(const GraphSpec& g, const ModelConfig& model);

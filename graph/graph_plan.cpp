@@ -10,12 +10,6 @@
 namespace moeflow {
 namespace {
 
-const ShardSpec* find_shard(const GraphSpec& g, const std::string& name) {
-  for (const ShardSpec& s : g.shards)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
 template <typename T>
 void compare(std::vector<std::string>& out, const std::string& key, const T& before,
              const T& after) {
@@ -98,8 +92,8 @@ void compare_shards(const GraphSpec& before, const GraphSpec& after, const Model
   for (const ShardSpec& s : before.shards) names.insert(s.name);
   for (const ShardSpec& s : after.shards) names.insert(s.name);
   for (const std::string& name : names) {
-    const ShardSpec* old = find_shard(before, name);
-    const ShardSpec* now = find_shard(after, name);
+    const ShardSpec* old = before.find_shard(name);
+    const ShardSpec* now = after.find_shard(name);
     if (!old) plan.shards_added.push_back(name);
     if (!now) plan.shards_removed.push_back(name);
     if (old && now && old->device != now->device)

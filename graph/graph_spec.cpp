@@ -22,6 +22,12 @@ const NodeSpec& GraphSpec::router_node() const {
   throw Error(file.string() + ": the graph has no router node");
 }
 
+const ShardSpec* GraphSpec::find_shard(std::string_view name) const {
+  for (const ShardSpec& s : shards)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
 std::vector<const ShardSpec*> GraphSpec::shards_on(std::string_view node) const {
   std::vector<const ShardSpec*> out;
   for (const ShardSpec& s : shards)

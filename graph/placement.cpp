@@ -4,6 +4,13 @@
 
 namespace moeflow {
 
+bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& model) {
+  for (int64_t l = 0; l < model.num_layers; ++l)
+    for (int64_t e = 0; e < model.num_experts; ++e)
+      if (a.owns(l, e) != b.owns(l, e)) return false;
+  return true;
+}
+
 Placement make_placement(const GraphSpec& g, const ModelConfig& model) {
   Placement p;
   p.owners.resize(static_cast<size_t>(model.num_layers));
