@@ -26,6 +26,7 @@ def free_ports(n):
 def main(src, model, out):
     p = dict(zip(NAMES, free_ports(len(NAMES))))
     text = open(f"{src}/configs/three-node.toml").read()
+    placed = []
     for old, new in [
         ('path = "../tests/golden/mixtral"', f'path = "{model}"'),
         ("port = 8000", f"port = {p['API']}"),
@@ -43,7 +44,12 @@ def main(src, model, out):
     ]:
         if text.count(old) != 1:
             sys.exit(f"configs/three-node.toml: expected one '{old}', found {text.count(old)}")
-        text = text.replace(old, new)
+        # A placeholder first: a free port chosen for one line may equal a later line's old port.
+        marker = f"@@{len(placed)}@@"
+        text = text.replace(old, marker)
+        placed.append((marker, new))
+    for marker, new in placed:
+        text = text.replace(marker, new)
     with open(out, "w") as f:
         f.write(text)
     for name, port in p.items():
