@@ -9,6 +9,7 @@
 #include "actors/local_pipeline.h"
 #include "bench/bench_clock.h"
 #include "bench/machine_limits.h"
+#include "bench/router_steps.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "model/router_model.h"
@@ -21,34 +22,16 @@ namespace {
 // returns the seconds the decode steps took.
 double time_decode(caf::scoped_actor& self, const LocalPipeline& p, const MetricsBenchOptions& o,
                    uint64_t first_id, std::mt19937_64& rng) {
-  auto step = std::make_shared<StepRequest>();
-  for (int64_t s = 0; s < o.batch; ++s) {
-    std::vector<int32_t> prompt(16);
-    for (auto& t : prompt) t = static_cast<int32_t>(rng() % p.config.vocab_size);
-    step->sequences.push_back({first_id + static_cast<uint64_t>(s), prompt});
-  }
+  StepRequestPtr step = random_prompt_step(o.batch, 16, first_id, p.config.vocab_size, rng);
   double timed = 0;
   for (int64_t t = 0; t <= o.tokens; ++t) {  // step 0 is the prefill, not timed
     const double t0 = now_seconds();
-    StepResultPtr result;
-    self->request(p.router, caf::infinite, step_atom::value, StepRequestPtr(step))
-        .receive([&](const StepResultPtr& r) { result = r; },
-                 [&](caf::error& err) { throw Error("step failed: " + describe(err)); });
+    const StepResultPtr result = run_router_step(self, p.router, step);
     if (t > 0) timed += now_seconds() - t0;
-    auto next = std::make_shared<StepRequest>();
-    for (size_t s = 0; s < step->sequences.size(); ++s)
-      next->sequences.push_back(
-          {step->sequences[s].seq_id,
-           {argmax(result->logits.data() + s * result->vocab, result->vocab)}});
-    step = next;
+    step = greedy_next_step(*step, *result);
   }
   for (const auto& s : step->sequences) self->send(p.router, release_atom::value, s.seq_id);
   return timed;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 
 #include "actors/actor_system_setup.h"
 #include "actors/router_node.h"
+#include "bench/bench_clock.h"
+#include "bench/router_steps.h"
 #include "core/child_process.h"
 #include "model/sampler.h"
 #include "transport/endpoint.h"
@@ -45,12 +47,6 @@ std::string write_graph(const fs::path& dir, const fs::path& model, int nodes, i
   return file.string();
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
-}
-
 struct Measurement {
   double tokens_per_s = 0, step_ms = 0, wait_median_us = 0, wait_p99_us = 0;
 };
@@ -71,29 +67,16 @@ Measurement measure(const std::string& graph_file, const NodesBenchOptions& opts
   const ModelConfig& model = node->pipeline.config;
   caf::scoped_actor self{system};
   std::mt19937_64 rng(1);
-  auto step = std::make_shared<StepRequest>();
-  for (int64_t s = 0; s < opts.batch; ++s) {
-    std::vector<int32_t> prompt(16);
-    for (auto& t : prompt) t = static_cast<int32_t>(rng() % model.vocab_size);
-    step->sequences.push_back({static_cast<uint64_t>(s + 1), prompt});
-  }
+  StepRequestPtr step = random_prompt_step(opts.batch, 16, 1, model.vocab_size, rng);
   Measurement m;
   std::vector<double> waits;
   double timed = 0;
   const int64_t warmup = 3;
   for (int64_t t = 0; t < warmup + opts.tokens; ++t) {
     const auto t0 = Clock::now();
-    StepResultPtr result;
-    self->request(node->pipeline.router, caf::infinite, step_atom::value, StepRequestPtr(step))
-        .receive([&](const StepResultPtr& r) { result = r; },
-                 [&](caf::error& err) { throw Error("step failed: " + describe(err)); });
+    const StepResultPtr result = run_router_step(self, node->pipeline.router, step);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    auto next = std::make_shared<StepRequest>();
-    for (size_t s = 0; s < step->sequences.size(); ++s)
-      next->sequences.push_back(
-          {step->sequences[s].seq_id,
-           {argmax(result->logits.data() + s * result->vocab, result->vocab)}});
-    step = next;
+    step = greedy_next_step(*step, *result);
     if (t < warmup) continue;  // the prefill and first steps fault pages in
     timed += secs;
     waits.insert(waits.end(), result->layer_wait_us.begin(), result->layer_wait_us.end());

@@ -50,11 +50,6 @@ void write_graph(const Layout& l, int split, int experts) {
   fs::rename(tmp, l.file);
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int run_reload_bench(const ReloadBenchOptions& opts) {

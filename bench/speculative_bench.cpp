@@ -1,9 +1,10 @@
 #include "bench/speculative_bench.h"
 
+#include "bench/bench_args.h"
+
 #include <omp.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iterator>
@@ -187,11 +188,6 @@ std::string setting_name(int64_t gamma) {
   return gamma == 0 ? "speculative, adaptive γ" : "speculative, γ " + std::to_string(gamma);
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 std::string per_position(const SpeculativeStats& s) {
   std::string out;
   for (int i = 0; i < kMaxDraftPositions && s.drafted_at[i] > 0; ++i) {
@@ -218,41 +214,15 @@ std::string decisions(const SpeculativeStats& s) {
 
 }  // namespace
 
-std::vector<int64_t> parse_count_list(const std::string& text, const std::string& option) {
-  std::vector<int64_t> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    int64_t value = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || value < 1 ||
-        value > 4096)
-      throw Error("--" + option + " \"" + text + "\": \"" + item + "\" is not a count (1..4096)");
-    out.push_back(value);
-    start = comma + 1;
-  }
-  return out;
-}
-
 std::vector<int64_t> parse_gamma_list(const std::string& text) {
   std::vector<int64_t> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    if (item == "adaptive") {
-      out.push_back(0);
-    } else {
-      int64_t value = 0;
-      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (item.empty() || ec != std::errc() || end != item.data() + item.size() || value < 1 ||
-          value > kMaxDraftPositions)
-        throw Error("--gamma \"" + text + "\": \"" + item + "\" is neither 1.." +
-                    std::to_string(kMaxDraftPositions) + " nor \"adaptive\"");
-      out.push_back(value);
-    }
-    start = comma + 1;
+  for (const std::string& item : split_list(text)) {
+    const auto value =
+        item == "adaptive" ? std::optional<int64_t>(0) : parse_count(item, kMaxDraftPositions);
+    if (!value)
+      throw Error("--gamma \"" + text + "\": \"" + item + "\" is neither 1.." +
+                  std::to_string(kMaxDraftPositions) + " nor \"adaptive\"");
+    out.push_back(*value);
   }
   return out;
 }

@@ -25,8 +25,6 @@ struct SpeculativeBenchOptions {
 
 // "1,2,4,adaptive" -> {1, 2, 4, 0}; throws moeflow::Error naming the bad element.
 std::vector<int64_t> parse_gamma_list(const std::string& text);
-// "1,4,16" -> {1, 4, 16}; `option` names the flag in errors.
-std::vector<int64_t> parse_count_list(const std::string& text, const std::string& option);
 
 int run_speculative_bench(const SpeculativeBenchOptions& opts);
 

@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -345,23 +344,6 @@ class ZmqSender {
 };
 
 }  // namespace
-
-std::vector<int64_t> parse_rows_list(const std::string& text) {
-  std::vector<int64_t> rows;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    int64_t value = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || value < 1 ||
-        value > (int64_t{1} << 20))
-      throw Error("--rows \"" + text + "\": \"" + item + "\" is not a row count (1..1048576)");
-    rows.push_back(value);
-    start = comma + 1;
-  }
-  return rows;
-}
 
 int run_transport_bench(const TransportBenchOptions& opts) {
   if (opts.rows.empty() || opts.hidden < 1 || opts.top_k < 1 || opts.seconds <= 0 ||

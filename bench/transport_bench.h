@@ -23,7 +23,4 @@ struct TransportBenchOptions {
 
 int run_transport_bench(const TransportBenchOptions& opts);
 
-// "1,16,64" -> {1, 16, 64}; throws moeflow::Error naming a bad element.
-std::vector<int64_t> parse_rows_list(const std::string& text);
-
 }  // namespace moeflow::bench

@@ -2,6 +2,7 @@
 // throughput against this machine's physical limits.
 #include <cstdio>
 
+#include "bench/bench_args.h"
 #include "bench/engine_bench.h"
 #include "bench/metrics_bench.h"
 #include "bench/nodes_bench.h"
@@ -167,7 +168,7 @@ int run_bench(const std::vector<std::string>& argv) {
     const Args args(rest, kSpeculativeOptions);
     bench::SpeculativeBenchOptions o;
     o.model = args.require("model");
-    if (args.has("batch")) o.batches = bench::parse_count_list(*args.get("batch"), "batch");
+    if (args.has("batch")) o.batches = bench::parse_count_list(*args.get("batch"), "batch", 4096);
     if (args.has("gamma")) o.gammas = bench::parse_gamma_list(*args.get("gamma"));
     o.tokens = args.get_int("tokens", 64);
     o.draft_top_k = args.get_int("draft-top-k", 1);
@@ -220,7 +221,7 @@ int run_bench(const std::vector<std::string>& argv) {
     bench::TransportBenchOptions o;
     o.hidden = args.get_int("hidden", 1024);
     o.top_k = args.get_int("top-k", 8);
-    if (args.has("rows")) o.rows = bench::parse_rows_list(*args.get("rows"));
+    if (args.has("rows")) o.rows = bench::parse_count_list(*args.get("rows"), "rows", 1 << 20);
     o.seconds = args.get_double("seconds", 1.0);
     o.repeats = args.get_int("repeats", 3);
     const std::string encode = args.get("encode", "zero-copy");
