@@ -14,8 +14,7 @@ metrics::Labels link_labels(const std::string& peer, const std::string& channel,
 }  // namespace
 
 LinkMetrics::LinkMetrics(metrics::Registry& registry, std::string peer, std::string channel)
-    : registry_(registry),
-      peer_(std::move(peer)),
+    : peer_(std::move(peer)),
       channel_(std::move(channel)),
       bytes_in_(registry.counter("moeflow_link_bytes_total", kBytesHelp,
                                  link_labels(peer_, channel_, "in"))),
@@ -27,7 +26,7 @@ LinkMetrics::LinkMetrics(metrics::Registry& registry, std::string peer, std::str
                                      link_labels(peer_, channel_, "out"))) {
   // Every reason from the start, at 0, so that rate() and alerts see the series before a drop.
   for (size_t r = 0; r < transport::kDropReasonCount; ++r)
-    drops_[r] = &registry_.counter(
+    drops_[r] = &registry.counter(
         "moeflow_link_dropped_frames_total", "Frames refused by validation, by reason",
         {{"peer", peer_},
          {"channel", channel_},

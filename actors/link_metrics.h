@@ -20,7 +20,6 @@ class LinkMetrics {
   void publish(const transport::FrameCounters& now);
 
  private:
-  metrics::Registry& registry_;
   const std::string peer_, channel_;
   metrics::Counter &bytes_in_, &bytes_out_, &messages_in_, &messages_out_;
   std::array<metrics::Counter*, transport::kDropReasonCount> drops_{};  // by DropReason

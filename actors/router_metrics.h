@@ -24,8 +24,6 @@ class RouterMetrics {
   // Pairs of failed shard requests were sent again, in `slices` slices, to other replicas.
   void failed_over(size_t slices) { failovers_.add(static_cast<double>(slices)); }
 
-  metrics::RoutingRecorder& routing() { return *routing_; }
-
  private:
   std::shared_ptr<metrics::RoutingRecorder> routing_;
   std::vector<metrics::Histogram*> layer_wait_;  // per model layer; null for dense layers
