@@ -1,111 +1,216 @@
 #include "actors/autoscaler.h"
 
-#include "actors/expert_shard_actor.h"
+#include <algorithm>
+
+#include "actors/added_replicas.h"
+#include "actors/remote_shard_actor.h"
 #include "core/error.h"
+#include "scaling/replica_placement.h"
 
 namespace moeflow {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+std::string describe_expert(int64_t layer, int64_t expert) {
+  return "layer " + std::to_string(layer) + " expert " + std::to_string(expert);
+}
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+struct Autoscaler::Candidates {
+  std::vector<std::string> names;  // nodes holding graph shards, in graph order
+  PlacementLoad load;              // tokens left empty
+};
+
 Autoscaler::Autoscaler(RouterNode& node, Log log)
     : node_(node), log_(std::move(log)), last_eval_(Clock::now()) {
   // Every action and reason from the start, at 0, so that rate() and dashboards see the series.
-  for (const char* action : {"add", "retire"})
-    for (const char* reason : {"hot", "cold", "idle", "eplb"})
-      node_.registry->counter("moeflow_autoscaler_actions_total",
-                              "Autoscaler decisions by action and reason",
-                              {{"action", action}, {"reason", reason}});
+  for (const char* action : {"add", "retire", "failed"})
+    for (const char* reason : {"hot", "cold", "idle", "eplb"}) series(action, reason);
   node_.routing->flush();
   last_totals_ = node_.routing->token_totals();
 }
 
+metrics::Counter& Autoscaler::series(const char* action, const std::string& reason) {
+  return node_.registry->counter("moeflow_autoscaler_actions_total",
+                                 "Autoscaler decisions by action and reason",
+                                 {{"action", action}, {"reason", reason}});
+}
+
+void Autoscaler::count(const char* action, const std::string& reason) {
+  series(action, reason).inc();
+}
+
+Autoscaler::Candidates Autoscaler::candidates() const {
+  const GraphSpec& g = node_.graph;
+  const ModelConfig& cfg = node_.pipeline.config;
+  Candidates c;
+  std::vector<int> index_of(g.shards.size(), -1);
+  for (const NodeSpec& n : g.nodes) {
+    const auto shards = g.shards_on(n.name);
+    if (shards.empty()) continue;
+    for (const ShardSpec* s : shards)
+      index_of[s - g.shards.data()] = static_cast<int>(c.names.size());
+    c.names.push_back(n.name);
+  }
+  c.load.nodes = static_cast<int>(c.names.size());
+  const Placement placement = make_placement(g, cfg);
+  c.load.holders.resize(placement.owners.size());
+  for (size_t l = 0; l < placement.owners.size(); ++l) {
+    c.load.holders[l].resize(placement.owners[l].size());
+    for (size_t e = 0; e < placement.owners[l].size(); ++e)
+      for (int s : placement.owners[l][e]) c.load.holders[l][e].push_back(index_of[s]);
+  }
+  auto held_by = [&](int64_t layer, int64_t expert, const std::string& node) {
+    const auto it = std::find(c.names.begin(), c.names.end(), node);
+    if (it != c.names.end())
+      c.load.holders.at(layer).at(expert).push_back(static_cast<int>(it - c.names.begin()));
+  };
+  const std::string& me = g.router_node().name;
+  for (const auto& r : node_.added) held_by(r.layer, r.expert, r.node.empty() ? me : r.node);
+  for (const auto& l : loading_) held_by(l.action.layer, l.action.expert, l.node);
+  return c;
+}
+
 std::vector<ScalingAction> Autoscaler::poll() {
+  bool changed = collect_loaded();
   const ScalingSpec& spec = node_.graph.scaling;
   const auto now = Clock::now();
-  if (now - last_eval_ < std::chrono::milliseconds(spec.window_ms)) return {};
-  last_eval_ = now;
-  node_.routing->flush();
-  const auto totals = node_.routing->token_totals();
-  if (!spec.enabled) {
-    last_totals_ = totals;
-    return {};
-  }
-  const ModelConfig& cfg = node_.pipeline.config;
-  const Placement placement = make_placement(node_.graph, cfg);
-  ScalingInput in;
-  in.expert_mb = node_.expert_mb;
-  for (size_t l = 0; l < totals.size(); ++l) {
-    const size_t experts = totals[l].size();
-    in.tokens.emplace_back(experts, 0.0);
-    in.graph_replicas.emplace_back(experts, 0);
-    in.added.emplace_back(experts, 0);
-    in.retirable.emplace_back(experts, 0);
-    for (size_t e = 0; e < experts; ++e) {
-      const uint64_t before =
-          l < last_totals_.size() && e < last_totals_[l].size() ? last_totals_[l][e] : 0;
-      in.tokens[l][e] = static_cast<double>(totals[l][e] - before);
-      in.graph_replicas[l][e] = static_cast<int>(placement.owners_of(l, e).size());
-    }
-  }
-  last_totals_ = totals;
-  for (const auto& r : node_.added) {
-    ++in.added[r.layer][r.expert];
-    if (now - r.created >= std::chrono::milliseconds(spec.cooldown_ms))
-      ++in.retirable[r.layer][r.expert];
-  }
-  const std::vector<ScalingAction> actions = decide_scaling(spec, in);
-  if (actions.empty()) return actions;
-  std::vector<expert_shard_actor> retired;
-  for (const ScalingAction& a : actions) {
-    if (a.kind == ScalingAction::Kind::add) {
-      add(a);
-      continue;
-    }
-    // The oldest added replica of that expert goes.
-    for (auto it = node_.added.begin(); it != node_.added.end(); ++it)
-      if (it->layer == a.layer && it->expert == a.expert) {
-        retired.push_back(it->actor);
-        node_.added.erase(it);
-        break;
+  std::vector<ScalingAction> actions;
+  std::vector<expert_shard_actor> stopped;
+  if (now - last_eval_ >= std::chrono::milliseconds(spec.window_ms)) {
+    last_eval_ = now;
+    node_.routing->flush();
+    const auto totals = node_.routing->token_totals();
+    const ModelConfig& cfg = node_.pipeline.config;
+    const Placement placement = make_placement(node_.graph, cfg);
+    ScalingInput in;
+    in.expert_mb = node_.expert_mb;
+    for (size_t l = 0; l < totals.size(); ++l) {
+      const size_t experts = totals[l].size();
+      in.tokens.emplace_back(experts, 0.0);
+      in.graph_replicas.emplace_back(experts, 0);
+      in.added.emplace_back(experts, 0);
+      in.retirable.emplace_back(experts, 0);
+      for (size_t e = 0; e < experts; ++e) {
+        const uint64_t before =
+            l < last_totals_.size() && e < last_totals_[l].size() ? last_totals_[l][e] : 0;
+        in.tokens[l][e] = static_cast<double>(totals[l][e] - before);
+        in.graph_replicas[l][e] = static_cast<int>(placement.owners_of(l, e).size());
       }
-    retire(a);
+    }
+    last_totals_ = totals;
+    for (const auto& r : node_.added) {
+      ++in.added[r.layer][r.expert];
+      if (now - r.created >= std::chrono::milliseconds(spec.cooldown_ms))
+        ++in.retirable[r.layer][r.expert];
+    }
+    for (const auto& l : loading_) ++in.added[l.action.layer][l.action.expert];
+    if (spec.enabled) actions = decide_scaling(spec, in);
+
+    Candidates c = candidates();
+    c.load.tokens = in.tokens;
+    const std::vector<int> targets = place_replicas(actions, c.load);
+    const std::string& me = node_.graph.router_node().name;
+    const bool single_process = node_.peer_of.empty();
+    for (size_t i = 0; i < actions.size(); ++i) {
+      const ScalingAction& a = actions[i];
+      if (a.kind == ScalingAction::Kind::retire) {
+        retire(a, stopped);
+        changed = true;
+      } else if (targets[i] >= 0 && c.names[targets[i]] != me) {
+        add_on(a, c.names[targets[i]]);
+      } else if (targets[i] >= 0 || single_process) {
+        add_here(a);
+        changed = true;
+      } else {
+        count("failed", a.reason);
+        log_("autoscaler: no node can take a replica of " + describe_expert(a.layer, a.expert) +
+             " (every node with shards holds it)");
+      }
+    }
   }
-  node_.swap_placement(node_.pipeline.shards, placement.owners);
-  // Retired actors stop once the router no longer sends them rows.
-  for (const auto& actor : retired) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  if (changed)
+    node_.swap_placement(node_.pipeline.shards,
+                         make_placement(node_.graph, node_.pipeline.config).owners);
+  // Retired replicas stop once the router no longer sends them rows: after the swap.
+  for (const auto& actor : stopped) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  for (const Drop& d : drops_)
+    node_.bridge->request_replica(d.peer, false, d.layer, static_cast<int32_t>(d.expert));
+  drops_.clear();
   return actions;
 }
 
-void Autoscaler::add(const ScalingAction& a) {
-  const int64_t layer = a.layer, expert = a.expert;
+void Autoscaler::add_here(const ScalingAction& a) {
   const auto started = Clock::now();
-  auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
-      node_.graph.model.path, node_.graph.model.dtype,
-      [layer, expert](int64_t l, int64_t e) { return l == layer && e == expert; }, {}));
-  const ModelConfig& cfg = node_.pipeline.config;
-  const std::string name = "auto-l" + std::to_string(layer) + "-e" + std::to_string(expert);
-  auto metrics = std::make_shared<ShardMetrics>(node_.registry, name, cfg.num_layers,
-                                                cfg.num_experts, node_.graph.metrics.per_expert);
-  node_.added.push_back(
-      {layer, expert, node_.system->spawn(make_expert_shard, std::move(shard), std::move(metrics)),
-       Clock::now()});
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-  node_.registry
-      ->counter("moeflow_autoscaler_actions_total", "Autoscaler decisions by action and reason",
-                {{"action", "add"}, {"reason", a.reason}})
-      .inc();
-  log_("autoscaler: add a replica of layer " + std::to_string(layer) + " expert " +
-       std::to_string(expert) + " (" + a.reason + ": " + a.detail + "); weights loaded in " +
-       std::to_string(static_cast<int>(ms)) + " ms");
+  node_.added.push_back({a.layer, a.expert,
+                         spawn_added_replica(*node_.system, node_.graph, node_.pipeline.config,
+                                             node_.registry, a.layer, a.expert),
+                         Clock::now(), "", -1});
+  count("add", a.reason);
+  log_("autoscaler: add a replica of " + describe_expert(a.layer, a.expert) +
+       " on the router node (" + a.reason + ": " + a.detail + "); weights loaded in " +
+       std::to_string(static_cast<int>(ms_since(started))) + " ms");
 }
 
-void Autoscaler::retire(const ScalingAction& a) {
-  node_.registry
-      ->counter("moeflow_autoscaler_actions_total", "Autoscaler decisions by action and reason",
-                {{"action", "retire"}, {"reason", a.reason}})
-      .inc();
-  log_("autoscaler: retire a replica of layer " + std::to_string(a.layer) + " expert " +
-       std::to_string(a.expert) + " (" + a.reason + ": " + a.detail + ")");
+void Autoscaler::add_on(const ScalingAction& a, const std::string& node) {
+  const int peer = node_.peer_of.at(node);
+  log_("autoscaler: asking node " + node + " to load a replica of " +
+       describe_expert(a.layer, a.expert) + " (" + a.reason + ": " + a.detail + ")");
+  loading_.push_back(
+      {a, node, peer,
+       node_.bridge->request_replica(peer, true, a.layer, static_cast<int32_t>(a.expert)),
+       Clock::now()});
+}
+
+bool Autoscaler::collect_loaded() {
+  bool joined = false;
+  for (auto it = loading_.begin(); it != loading_.end();) {
+    if (it->answer.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    const std::string failure = it->answer.get();
+    const ScalingAction& a = it->action;
+    if (failure.empty()) {
+      node_.added.push_back({a.layer, a.expert,
+                             node_.system->spawn(make_remote_shard, node_.bridge.get(), it->peer,
+                                                 graph_hash(node_.graph)),
+                             Clock::now(), it->node, it->peer});
+      count("add", a.reason);
+      log_("autoscaler: node " + it->node + " serves a replica of " +
+           describe_expert(a.layer, a.expert) + " (loaded in " +
+           std::to_string(static_cast<int>(ms_since(it->started))) +
+           " ms); it joins the placement");
+      joined = true;
+    } else {
+      count("failed", a.reason);
+      log_("autoscaler: no replica of " + describe_expert(a.layer, a.expert) + " on node " +
+           it->node + ": " + failure);
+    }
+    it = loading_.erase(it);
+  }
+  return joined;
+}
+
+void Autoscaler::retire(const ScalingAction& a, std::vector<expert_shard_actor>& stopped) {
+  // The oldest added replica of that expert goes.
+  for (auto it = node_.added.begin(); it != node_.added.end(); ++it) {
+    if (it->layer != a.layer || it->expert != a.expert) continue;
+    stopped.push_back(it->actor);
+    if (it->peer >= 0) drops_.push_back({it->peer, a.layer, a.expert});
+    node_.added.erase(it);
+    break;
+  }
+  count("retire", a.reason);
+  log_("autoscaler: retire a replica of " + describe_expert(a.layer, a.expert) + " (" + a.reason +
+       ": " + a.detail + ")");
 }
 
 }  // namespace moeflow

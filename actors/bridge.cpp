@@ -24,6 +24,8 @@ struct Bridge::PeerState {
   bool up = false;
   Clock::time_point last_seen{}, last_hello{}, last_heartbeat{};
   std::unordered_map<uint64_t, Pending> pending;  // by request id
+  // replica_add / replica_drop sent and not yet answered, by request id.
+  std::unordered_map<uint64_t, std::shared_ptr<std::promise<std::string>>> replica_pending;
   // Null when the bridge has no registry.
   std::unique_ptr<LinkMetrics> control_metrics, data_metrics;
   std::unique_ptr<PeerMetrics> peer_metrics;
@@ -85,6 +87,29 @@ bool Bridge::peers_run(uint64_t hash, std::string* waiting) {
   return names.empty();
 }
 
+void Bridge::wake() {
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) { /* already signalled */
+  }
+}
+
+std::future<std::string> Bridge::request_replica(int peer, bool add, int64_t layer,
+                                                 int32_t expert) {
+  auto answer = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> future = answer->get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!up_[peer]) {
+      answer->set_value("node " + peers_[peer].name + " is down: " + status_[peer]);
+      return future;
+    }
+    replica_outbox_.push_back(
+        {peer, next_replica_request_++, add, layer, expert, std::move(answer)});
+  }
+  wake();
+  return future;
+}
+
 void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t graph_hash,
                     caf::actor reply_to) {
   {
@@ -96,9 +121,7 @@ void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t
     }
     outbox_.push_back({peer, request_id, std::move(batch), graph_hash, std::move(reply_to)});
   }
-  uint64_t one = 1;
-  if (write(wake_fd_, &one, sizeof one) < 0) { /* already signalled */
-  }
+  wake();
 }
 
 bool Bridge::wait_until_up(std::chrono::milliseconds timeout, std::string* why) {
@@ -133,13 +156,33 @@ void Bridge::fail_pending(PeerState& p, const std::string& why) {
   for (auto& [id, pending] : p.pending) caf::anon_send(pending.reply_to, fail_atom::value, id, why);
   if (p.peer_metrics) p.peer_metrics->failed(p.pending.size());
   p.pending.clear();
+  for (auto& [id, answer] : p.replica_pending) answer->set_value(why);
+  p.replica_pending.clear();
 }
 
 void Bridge::handle_outbox(std::vector<PeerState>& states) {
   std::deque<Outgoing> work;
+  std::deque<ReplicaRequest> replicas;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     work.swap(outbox_);
+    replicas.swap(replica_outbox_);
+  }
+  for (ReplicaRequest& r : replicas) {
+    PeerState& p = states[r.peer];
+    const std::string name = peers_[r.peer].name;
+    if (!p.up) {
+      r.answer->set_value("node " + name + " is down");
+      continue;
+    }
+    const auto kind =
+        r.add ? transport::MessageKind::replica_add : transport::MessageKind::replica_drop;
+    if (!p.control->send(transport::encode_replica_control(
+            kind, r.request_id, {r.layer, r.expert, ""}, {ours_.node_id, graph_hash_}))) {
+      r.answer->set_value("node " + name + ": send queue full");
+      continue;
+    }
+    p.replica_pending.emplace(r.request_id, std::move(r.answer));
   }
   for (Outgoing& o : work) {
     PeerState& p = states[o.peer];
@@ -186,6 +229,14 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     status_[p.index] = "refused: " + err.text;
     if (err.code == transport::ErrorCode::incompatible_peer)
       log("node " + name + " refused us: " + err.text);
+  }
+  if (m.kind() == transport::MessageKind::replica_ready) {
+    auto it = p.replica_pending.find(m.request_id());
+    if (it != p.replica_pending.end()) {
+      const auto& c = std::get<transport::ReplicaControl>(m.body);
+      it->second->set_value(c.failure.empty() ? "" : "node " + name + ": " + c.failure);
+      p.replica_pending.erase(it);
+    }
   }
   if (m.kind() == transport::MessageKind::heartbeat) {
     // The graph the peer runs now (it may have reloaded one since the handshake).

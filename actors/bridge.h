@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,6 +50,11 @@ class Bridge {
   // that graph, which during a live change may not be its newest).
   void submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t graph_hash,
               caf::actor reply_to);
+  // Asks `peer` to load (add = true) or drop a replica of (layer, expert) beside its graph's
+  // shards (replica_add / replica_drop, docs/wire-format.md). The future holds "" once the node
+  // serves it (or dropped it), else why not; it fails at once when the peer is down and when the
+  // peer goes down before it answers.
+  std::future<std::string> request_replica(int peer, bool add, int64_t layer, int32_t expert);
   // The graph this node now runs: sent in hellos and heartbeats from now on.
   void set_graph_hash(uint64_t hash) { graph_hash_ = hash; }
   // Whether every peer is up and said (in its last heartbeat reply or handshake) that it runs
@@ -69,7 +75,16 @@ class Bridge {
     uint64_t graph_hash;
     caf::actor reply_to;
   };
+  struct ReplicaRequest {
+    int peer;
+    uint64_t request_id;
+    bool add;
+    int64_t layer;
+    int32_t expert;
+    std::shared_ptr<std::promise<std::string>> answer;
+  };
   transport::Hello current_hello() const;
+  void wake();
   struct PeerState;
 
   void run();
@@ -87,8 +102,10 @@ class Bridge {
 
   std::mutex mutex_;
   std::deque<Outgoing> outbox_;
-  std::vector<bool> up_;             // guarded by mutex_
-  std::vector<std::string> status_;  // why a peer is down; guarded by mutex_
+  std::deque<ReplicaRequest> replica_outbox_;  // guarded by mutex_
+  uint64_t next_replica_request_ = 1;          // guarded by mutex_
+  std::vector<bool> up_;                       // guarded by mutex_
+  std::vector<std::string> status_;            // why a peer is down; guarded by mutex_
   std::vector<uint64_t> peer_hash_;  // the graph each peer last said it runs; guarded by mutex_
   std::atomic<uint64_t> graph_hash_;
   int wake_fd_ = -1;  // eventfd: submit() wakes the I/O thread

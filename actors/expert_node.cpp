@@ -7,6 +7,7 @@
 #include <zmq.hpp>
 
 #include "actors/actor_system_setup.h"
+#include "actors/added_replicas.h"
 #include "actors/expert_shard_actor.h"
 #include "actors/link_metrics.h"
 #include "actors/node_metrics.h"
@@ -105,6 +106,7 @@ class ExpertNodeServer {
     current_.graph = g;
     current_.hash = ours_.graph_hash;
     current_.shards = load_local_shards(system_, g, cfg_, node_, registry_);
+    added_ = std::make_unique<AddedReplicaSet>(system_, g, cfg_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
     limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
@@ -114,6 +116,7 @@ class ExpertNodeServer {
 
   ~ExpertNodeServer() {
     if (loading_.joinable()) loading_.join();
+    added_.reset();
     self_.reset();
     for (const Served* s : {&current_, &previous_})
       for (const auto& a : s->shards.actors)
@@ -165,6 +168,7 @@ class ExpertNodeServer {
       control_metrics.publish(control.counters());
       data_metrics.publish(data.counters());
       peers_connected_.set(static_cast<double>(peers_.size()));
+      answer_added_replicas(control);
       check_reload();
     }
     log(node_, "stopping; dropped frames: control " +
@@ -296,9 +300,58 @@ class ExpertNodeServer {
       case transport::MessageKind::bye:
         peers_.erase(got.routing_id);
         return;
+      case transport::MessageKind::replica_add:
+      case transport::MessageKind::replica_drop:
+        if (!peers_.count(got.routing_id)) {
+          socket.send_to(got.routing_id,
+                         transport::encode_error(0, transport::ErrorCode::bad_request,
+                                                 "unknown peer: say hello first", origin));
+          return;
+        }
+        return on_replica_control(socket, got.routing_id, m);
       default:
         log(node_, "ignored a " + std::string(transport::message_kind_name(m.kind())) +
                        " message on the control port");
+    }
+  }
+
+  // replica_add / replica_drop from the router's autoscaler. An add is answered once the weights
+  // are loaded (answer_added_replicas), a drop at once.
+  void on_replica_control(transport::MessageSocket& socket, const std::string& requester,
+                          const transport::Message& m) {
+    const auto& c = std::get<transport::ReplicaControl>(m.body);
+    const std::string what =
+        "replica of layer " + std::to_string(c.layer) + " expert " + std::to_string(c.expert);
+    transport::ReplicaControl answer{c.layer, c.expert, ""};
+    if (m.kind() == transport::MessageKind::replica_drop) {
+      log(node_, (added_->drop(c.layer, c.expert) ? "dropped the " : "no ") + what +
+                     " (the router's autoscaler retired it)");
+    } else if (!cfg_.layer_is_moe[c.layer]) {
+      answer.failure = "layer " + std::to_string(c.layer) + " has no experts";
+    } else if (const int owner = current_.shards.owner[c.layer][c.expert]; owner >= 0) {
+      answer.failure =
+          "node " + node_ + " already holds it in shard " + current_.shards.names[owner];
+    } else {
+      log(node_, "loading a " + what + " for the router's autoscaler...");
+      added_->add(c.layer, c.expert, m.request_id(), requester);
+      return;
+    }
+    if (!answer.failure.empty()) log(node_, "refused a " + what + ": " + answer.failure);
+    socket.send_to(requester, transport::encode_replica_control(
+                                  transport::MessageKind::replica_ready, m.request_id(), answer,
+                                  {ours_.node_id, ours_.graph_hash}));
+  }
+
+  void answer_added_replicas(transport::MessageSocket& socket) {
+    for (AddedReplicaSet::Finished& f : added_->poll()) {
+      const std::string what =
+          "replica of layer " + std::to_string(f.layer) + " expert " + std::to_string(f.expert);
+      log(node_,
+          f.failure.empty() ? "serving a " + what : "could not load a " + what + ": " + f.failure);
+      socket.send_to(f.requester,
+                     transport::encode_replica_control(transport::MessageKind::replica_ready,
+                                                       f.request_id, {f.layer, f.expert, f.failure},
+                                                       {ours_.node_id, ours_.graph_hash}));
     }
   }
 
@@ -334,16 +387,28 @@ class ExpertNodeServer {
     // Moved out of the decoded message: the local shards share it without another copy.
     const auto shared = std::make_shared<const TokenBatch>(std::move(std::get<TokenBatch>(m.body)));
     const TokenBatch& batch = *shared;
+    // The graph's shards, then the added replicas this request uses.
+    std::vector<expert_shard_actor> holders = local.actors;
+    std::vector<std::string> names = local.names;
+    std::map<int32_t, int> added_index;  // expert -> holder, for this request's layer
     std::string problem;
-    auto slices =
-        split_batch(shared, static_cast<int>(local.actors.size()), [&](int64_t layer, int32_t e) {
-          if (e < 0) return -1;  // a pair for another node
-          const int owner = local.owner[layer][e];
-          if (owner < 0 && problem.empty())
-            problem = "expert " + std::to_string(e) + " of layer " + std::to_string(layer) +
-                      " is not on node " + node_;
-          return owner;
-        });
+    auto slices = split_batch(shared, static_cast<int>(local.actors.size() + added_->size()),
+                              [&](int64_t layer, int32_t e) {
+                                if (e < 0) return -1;  // a pair for another node
+                                if (const int owner = local.owner[layer][e]; owner >= 0)
+                                  return owner;
+                                if (auto it = added_index.find(e); it != added_index.end())
+                                  return it->second;
+                                if (const expert_shard_actor* a = added_->find(layer, e)) {
+                                  holders.push_back(*a);
+                                  names.push_back(added_replica_name(layer, e));
+                                  return added_index[e] = static_cast<int>(holders.size()) - 1;
+                                }
+                                if (problem.empty())
+                                  problem = "expert " + std::to_string(e) + " of layer " +
+                                            std::to_string(layer) + " is not on node " + node_;
+                                return -1;
+                              });
     if (!problem.empty()) return reply_error(transport::ErrorCode::bad_request, problem);
     transport::ExpertReply reply;
     reply.layer = batch.layer;
@@ -353,7 +418,7 @@ class ExpertNodeServer {
       const TokenBatchPtr& sub = slice.batch;
       std::string failure;
       (*self_)
-          ->request(local.actors[slice.holder],
+          ->request(holders[slice.holder],
                     std::chrono::milliseconds(current_.graph.timeouts.request_ms), run_atom::value,
                     TokenBatchPtr(sub))
           .receive(
@@ -364,7 +429,7 @@ class ExpertNodeServer {
               [&](caf::error& err) { failure = describe(err); });
       if (!failure.empty())
         return reply_error(transport::ErrorCode::internal,
-                           "shard " + local.names[slice.holder] + ": " + failure);
+                           "shard " + names[slice.holder] + ": " + failure);
     }
     socket.send_to(got.routing_id, transport::encode_expert_reply(m.request_id(), reply, origin));
   }
@@ -387,6 +452,7 @@ class ExpertNodeServer {
   std::unique_ptr<Served> next_;
   std::atomic<bool> next_ready_{false};
   bool load_failed_ = false;
+  std::unique_ptr<AddedReplicaSet> added_;   // replicas added by the router's autoscaler
   std::unique_ptr<caf::scoped_actor> self_;  // the I/O thread's handle for asking the shards
   transport::Hello ours_;
   transport::DecodeLimits limits_;

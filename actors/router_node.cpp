@@ -138,12 +138,20 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     }
   }
 
+  // Stand-ins of replicas added on expert nodes carry the graph hash too: new ones for `next`.
+  std::vector<expert_shard_actor> old_stand_ins;
+  for (AddedReplica& r : added)
+    if (r.peer >= 0) {
+      old_stand_ins.push_back(r.actor);
+      r.actor = system->spawn(make_remote_shard, bridge.get(), r.peer, new_hash);
+    }
   try {
     swap_placement(shards, make_placement(next, cfg).owners);
   } catch (const Error&) {
     stop_actors(spawned);
     throw;
   }
+  stop_actors(old_stand_ins);
   if (bridge) bridge->set_graph_hash(new_hash);
   const double swap_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
 

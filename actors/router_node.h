@@ -28,12 +28,15 @@ struct RouterNode {
   std::map<std::string, int> peer_of;  // expert node name -> bridge peer
   double expert_mb = 0;                // weights of one expert as loaded
 
-  // Replicas the autoscaler added (actors/autoscaler.h): each an actor holding one expert,
-  // placed after the graph's shards.
+  // Replicas the autoscaler added (actors/autoscaler.h), placed after the graph's shards: each
+  // an actor holding one expert in this process (node empty), or the stand-in for one an expert
+  // node loaded (node, its bridge peer).
   struct AddedReplica {
     int64_t layer = 0, expert = 0;
     expert_shard_actor actor;
     std::chrono::steady_clock::time_point created;
+    std::string node;
+    int peer = -1;
   };
   std::vector<AddedReplica> added;
 

@@ -48,13 +48,18 @@ size_t body_frames_of(MessageKind kind) {
       return 2;  // out, computed pairs
     case MessageKind::error:
       return 1;  // text
+    case MessageKind::replica_add:
+    case MessageKind::replica_drop:
+      return 1;  // expert
+    case MessageKind::replica_ready:
+      return 2;  // expert, failure text
   }
   return 0;
 }
 
 bool is_known_kind(uint16_t kind) {
   return kind >= static_cast<uint16_t>(MessageKind::hello) &&
-         kind <= static_cast<uint16_t>(MessageKind::bye);
+         kind <= static_cast<uint16_t>(MessageKind::replica_ready);
 }
 
 bool is_known_error_code(uint32_t code) {
@@ -343,15 +348,48 @@ DecodeResult decode_reply(const WireHeader& h, const std::vector<zmq::message_t>
   return r;
 }
 
+// The text frame of an error or a replica_ready: bounded, valid UTF-8.
+std::optional<DecodeResult> check_text_frame(const zmq::message_t& frame, const char* what) {
+  const std::string_view text(frame.data<char>(), frame.size());
+  if (text.size() > kMaxErrorTextBytes)
+    return drop(DropReason::too_large, std::string(what) + " is " + u64s(text.size()) +
+                                           " bytes, over " + u64s(kMaxErrorTextBytes));
+  if (!is_valid_utf8(text))
+    return drop(DropReason::bad_text, std::string(what) + " is not valid UTF-8");
+  return std::nullopt;
+}
+
+DecodeResult decode_replica_control(const WireHeader& h, const std::vector<zmq::message_t>& frames,
+                                    const DecodeLimits& limits) {
+  if (auto bad = check_unused_zero(h, false, true, true, true, true)) return *bad;
+  if (h.layer >= limits.num_layers)
+    return drop(DropReason::bad_field, "layer " + u64s(h.layer) + " out of range (num_layers " +
+                                           u64s(limits.num_layers) + ")");
+  if (frames[1].size() != sizeof(int32_t))
+    return drop(DropReason::size_mismatch,
+                "expert frame is " + u64s(frames[1].size()) + " bytes, expected 4");
+  ReplicaControl c;
+  c.layer = h.layer;
+  std::memcpy(&c.expert, frames[1].data(), sizeof c.expert);
+  if (c.expert < 0 || static_cast<uint32_t>(c.expert) >= limits.num_experts)
+    return drop(DropReason::bad_field, "expert id " + std::to_string(c.expert) +
+                                           " out of range (num_experts " +
+                                           u64s(limits.num_experts) + ")");
+  if (frames.size() > 2) {
+    if (auto bad = check_text_frame(frames[2], "failure text")) return *bad;
+    c.failure.assign(frames[2].data<char>(), frames[2].size());
+  }
+  DecodeResult r;
+  r.message = Message{h, std::move(c)};
+  return r;
+}
+
 DecodeResult decode_error(const WireHeader& h, const std::vector<zmq::message_t>& frames) {
   if (auto bad = check_unused_zero(h, true, true, true, true, false)) return *bad;
   if (!is_known_error_code(h.status))
     return drop(DropReason::bad_field, "error code " + u64s(h.status) + " is not defined");
+  if (auto bad = check_text_frame(frames[1], "error text")) return *bad;
   const std::string_view text(frames[1].data<char>(), frames[1].size());
-  if (text.size() > kMaxErrorTextBytes)
-    return drop(DropReason::too_large,
-                "error text is " + u64s(text.size()) + " bytes, over " + u64s(kMaxErrorTextBytes));
-  if (!is_valid_utf8(text)) return drop(DropReason::bad_text, "error text is not valid UTF-8");
   ErrorMessage e;
   e.code = static_cast<ErrorCode>(h.status);
   e.text.assign(text);
@@ -380,6 +418,12 @@ std::string_view message_kind_name(MessageKind kind) {
       return "error";
     case MessageKind::bye:
       return "bye";
+    case MessageKind::replica_add:
+      return "replica_add";
+    case MessageKind::replica_drop:
+      return "replica_drop";
+    case MessageKind::replica_ready:
+      return "replica_ready";
   }
   return "unknown";
 }
@@ -506,6 +550,27 @@ std::vector<zmq::message_t> encode_error(uint64_t request_id, ErrorCode code, st
   return frames;
 }
 
+std::vector<zmq::message_t> encode_replica_control(MessageKind kind, uint64_t request_id,
+                                                   const ReplicaControl& control,
+                                                   const Origin& origin) {
+  const char* what = "encode_replica_control";
+  if (kind != MessageKind::replica_add && kind != MessageKind::replica_drop &&
+      kind != MessageKind::replica_ready)
+    throw Error(std::string(what) + ": " + std::string(message_kind_name(kind)) +
+                " is not a replica kind");
+  WireHeader h = make_header(kind, origin, request_id);
+  h.layer = to_u32_field(control.layer, 0, what, "layer");
+  to_u32_field(control.expert, 0, what, "expert");
+  std::vector<zmq::message_t> frames;
+  frames.push_back(header_frame(h));
+  frames.emplace_back(&control.expert, sizeof control.expert);
+  if (kind == MessageKind::replica_ready) {
+    const std::string clean = sanitize_utf8(control.failure, kMaxErrorTextBytes);
+    frames.emplace_back(clean.data(), clean.size());
+  }
+  return frames;
+}
+
 DecodeResult decode(const std::vector<zmq::message_t>& frames, const DecodeLimits& limits) {
   if (frames.empty()) return drop(DropReason::empty_message, "no frames");
   if (frames.size() > 1 + kMaxBodyFrames)
@@ -582,6 +647,10 @@ DecodeResult decode(const std::vector<zmq::message_t>& frames, const DecodeLimit
       return decode_reply(h, frames, limits);
     case MessageKind::error:
       return decode_error(h, frames);
+    case MessageKind::replica_add:
+    case MessageKind::replica_drop:
+    case MessageKind::replica_ready:
+      return decode_replica_control(h, frames, limits);
   }
   return drop(DropReason::bad_kind, "kind " + u64s(h.kind) + " unknown");
 }

@@ -38,6 +38,9 @@ enum class MessageKind : uint16_t {
   expert_reply = 5,    // the weighted expert outputs for the rows of one request
   error = 6,           // a request failed or the peer is refused; code in status, text frame
   bye = 7,             // orderly shutdown of the sender, header only
+  replica_add = 8,     // load a replica of one (layer, expert) and serve it
+  replica_drop = 9,    // stop serving a replica added with replica_add
+  replica_ready = 10,  // the answer to replica_add / replica_drop: done, or why not
 };
 std::string_view message_kind_name(MessageKind kind);  // "expert_request"
 
@@ -116,6 +119,14 @@ struct ExpertReplyView {
   uint64_t computed_pairs = 0;
 };
 
+// replica_add / replica_drop / replica_ready: one (layer, expert) of the node's added replicas.
+// request_id pairs an answer with its request.
+struct ReplicaControl {
+  int64_t layer = 0;
+  int32_t expert = 0;
+  std::string failure;  // replica_ready only: empty when done, else why not (UTF-8, <= 1024 B)
+};
+
 struct ErrorMessage {
   ErrorCode code = ErrorCode::internal;
   std::string text;  // valid UTF-8, at most kMaxErrorTextBytes
@@ -123,10 +134,10 @@ struct ErrorMessage {
 
 // A decoded, validated message. The body's alternative follows the kind: heartbeat and bye have
 // none, hello and hello_ack a Hello, expert_request a TokenBatch, expert_reply an ExpertReply,
-// error an ErrorMessage.
+// error an ErrorMessage, the replica kinds a ReplicaControl.
 struct Message {
   WireHeader header;
-  std::variant<std::monostate, Hello, TokenBatch, ExpertReply, ErrorMessage> body;
+  std::variant<std::monostate, Hello, TokenBatch, ExpertReply, ErrorMessage, ReplicaControl> body;
 
   MessageKind kind() const { return static_cast<MessageKind>(header.kind); }
   uint64_t request_id() const { return header.request_id; }
@@ -169,6 +180,11 @@ std::vector<zmq::message_t> encode_expert_reply(uint64_t request_id,
 // '?', so that an error about bad input can always be sent.
 std::vector<zmq::message_t> encode_error(uint64_t request_id, ErrorCode code, std::string_view text,
                                          const Origin& origin = {});
+
+// kind: replica_add, replica_drop or replica_ready (whose failure text is cut like an error's).
+std::vector<zmq::message_t> encode_replica_control(MessageKind kind, uint64_t request_id,
+                                                   const ReplicaControl& control,
+                                                   const Origin& origin = {});
 
 // Validates and decodes one received multipart message (without a ROUTER routing-id frame).
 // Never throws on bad input; allocates only after every size has been checked against limits.

@@ -20,7 +20,7 @@ using test_util::small_limits;
 
 std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
   const uint64_t id = rng();
-  switch (rng() % 6) {
+  switch (rng() % 7) {
     case 0:
     case 1:
       return test_util::to_bytes(encode_expert_request(
@@ -35,6 +35,10 @@ std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
           encode_hello({"peer-" + std::to_string(rng() % 100), 2, rng(), rng()}));
     case 4:
       return test_util::to_bytes(encode_error(id, ErrorCode::overloaded, "busy: ünïcode"));
+    case 5:
+      return test_util::to_bytes(encode_replica_control(
+          MessageKind::replica_ready, id,
+          {static_cast<int64_t>(rng() % 4), static_cast<int32_t>(rng() % 16), "no room"}));
     default:
       return test_util::to_bytes(encode_heartbeat({3, rng()}));
   }
@@ -128,6 +132,15 @@ void expect_consistent(const Message& m, const DecodeLimits& limits) {
     case MessageKind::error:
       EXPECT_LE(std::get<ErrorMessage>(m.body).text.size(), kMaxErrorTextBytes);
       break;
+    case MessageKind::replica_add:
+    case MessageKind::replica_drop:
+    case MessageKind::replica_ready: {
+      const auto& c = std::get<ReplicaControl>(m.body);
+      EXPECT_LT(c.layer, limits.num_layers);
+      EXPECT_TRUE(c.expert >= 0 && c.expert < 16) << c.expert;
+      EXPECT_LE(c.failure.size(), kMaxErrorTextBytes);
+      break;
+    }
     case MessageKind::heartbeat:
     case MessageKind::bye:
       EXPECT_TRUE(std::holds_alternative<std::monostate>(m.body));

@@ -173,6 +173,39 @@ TEST(WireFormat, HeartbeatByeAndErrorRoundTrip) {
   EXPECT_EQ(std::get<ErrorMessage>(err.message->body).text, text);
 }
 
+TEST(WireFormat, ReplicaControlRoundTrips) {
+  for (MessageKind kind :
+       {MessageKind::replica_add, MessageKind::replica_drop, MessageKind::replica_ready}) {
+    const ReplicaControl sent{3, 15, kind == MessageKind::replica_ready ? "no memory ✓" : ""};
+    const DecodeResult r = decode(encode_replica_control(kind, 77, sent, {2, 5}), small_limits());
+    ASSERT_TRUE(r.ok()) << message_kind_name(kind) << ": " << r.detail;
+    EXPECT_EQ(r.message->kind(), kind);
+    EXPECT_EQ(r.message->request_id(), 77u);
+    EXPECT_EQ(r.message->header.graph_hash, 5u);
+    const auto& got = std::get<ReplicaControl>(r.message->body);
+    EXPECT_EQ(got.layer, 3);
+    EXPECT_EQ(got.expert, 15);
+    EXPECT_EQ(got.failure, sent.failure);
+  }
+  EXPECT_THROW(encode_replica_control(MessageKind::hello, 1, {}), Error);
+  EXPECT_THROW(encode_replica_control(MessageKind::replica_add, 1, {0, -1, ""}), Error);
+}
+
+TEST(WireFormatDrop, ReplicaControlOutOfRange) {
+  const auto add = encode_replica_control(MessageKind::replica_add, 1, {1, 2, ""});
+  expect_drop(with_header(add, [](WireHeader& h) { h.layer = 4; }), DropReason::bad_field);
+  expect_drop(with_header(add, [](WireHeader& h) { h.rows = 1; }), DropReason::bad_field);
+  for (const int32_t bad : {16, -1, INT32_MIN})
+    expect_drop(with_frame(add, 1, std::string(reinterpret_cast<const char*>(&bad), 4)),
+                DropReason::bad_field);
+  expect_drop(with_frame(add, 1, "abc"), DropReason::size_mismatch);
+  const auto ready = encode_replica_control(MessageKind::replica_ready, 1, {1, 2, "x"});
+  expect_drop(with_frame(ready, 2, "\xc0\xaf"), DropReason::bad_text);
+  auto short_ready = test_util::to_bytes(ready);
+  short_ready.pop_back();
+  expect_drop(test_util::to_frames(short_ready), DropReason::frame_count);
+}
+
 TEST(WireFormat, ErrorTextIsCutAtACharacterBoundaryAndCleaned) {
   std::string long_text(kMaxErrorTextBytes - 1, 'x');
   long_text += "é and more";  // the two-byte character would straddle the limit
@@ -251,7 +284,8 @@ TEST(WireFormatDrop, WrongMagicVersionKind) {
   expect_drop(to_frames({good_request()[0].to_string().substr(0, 4) + std::string("\x02\x00", 2)}),
               DropReason::bad_version);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0; }), DropReason::bad_kind);
-  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 8; }), DropReason::bad_kind);
+  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 11; }),
+              DropReason::bad_kind);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0xffff; }),
               DropReason::bad_kind);
 }
