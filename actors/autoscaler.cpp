@@ -137,7 +137,7 @@ std::vector<ScalingAction> Autoscaler::poll() {
     }
   }
   if (changed)
-    node_.swap_placement(node_.pipeline.shards,
+    node_.swap_placement(node_.graph, node_.pipeline.shards,
                          make_placement(node_.graph, node_.pipeline.config).owners);
   // Retired replicas stop once the router no longer sends them rows: after the swap.
   for (const auto& actor : stopped) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);

@@ -1,5 +1,6 @@
 #include "actors/router_node.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <thread>
@@ -79,13 +80,23 @@ RouterNode::~RouterNode() {
   bridge.reset();
 }
 
-void RouterNode::swap_placement(const std::vector<expert_shard_actor>& graph_shards,
+void RouterNode::swap_placement(const GraphSpec& g,
+                                const std::vector<expert_shard_actor>& graph_shards,
                                 ExpertOwners owners) {
   auto update = std::make_shared<PlacementUpdate>();
   update->shards = graph_shards;
   update->owners = std::move(owners);
   for (const AddedReplica& r : added) {
-    update->owners.at(r.layer).at(r.expert).push_back(static_cast<int>(update->shards.size()));
+    auto& holders = update->owners.at(r.layer).at(r.expert);
+    if (r.peer >= 0) {
+      const auto on_node = std::find_if(g.shards.begin(), g.shards.end(),
+                                        [&](const ShardSpec& s) { return s.node == r.node; });
+      if (on_node != g.shards.end()) {
+        holders.push_back(static_cast<int>(on_node - g.shards.begin()));
+        continue;
+      }
+    }
+    holders.push_back(static_cast<int>(update->shards.size()));
     update->shards.push_back(r.actor);
   }
   caf::scoped_actor self{*system};
@@ -146,7 +157,7 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
       r.actor = system->spawn(make_remote_shard, bridge.get(), r.peer, new_hash);
     }
   try {
-    swap_placement(shards, make_placement(next, cfg).owners);
+    swap_placement(next, shards, make_placement(next, cfg).owners);
   } catch (const Error&) {
     stop_actors(spawned);
     throw;

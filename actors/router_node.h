@@ -40,9 +40,12 @@ struct RouterNode {
   };
   std::vector<AddedReplica> added;
 
-  // Gives the router `graph_shards` with `owners` (the graph's placement) plus the added replicas,
-  // and waits until it uses them. Throws moeflow::Error when the router does not answer.
-  void swap_placement(const std::vector<expert_shard_actor>& graph_shards, ExpertOwners owners);
+  // Gives the router `graph_shards` with `owners` (the placement of graph `g`) plus the added
+  // replicas, and waits until it uses them. A replica on an expert node that holds shards of `g`
+  // is reached through the first one's stand-in, so that the router sends that node one request
+  // per layer, not one per replica. Throws moeflow::Error when the router does not answer.
+  void swap_placement(const GraphSpec& g, const std::vector<expert_shard_actor>& graph_shards,
+                      ExpertOwners owners);
 
   // Applies `next` without restarting anything (graph/graph_plan.h says what can change): loads
   // the router node's new shards, waits (up to `wait_for_nodes`) until every expert node runs

@@ -47,6 +47,7 @@ const std::vector<OptionSpec> kScalingOptions = {
     {"prompt", "P", "prompt tokens (one token id repeated: the skew)", "32"},
     {"tokens", "N", "tokens generated per request", "8"},
     {"rounds", "R", "timed rounds per policy after the warm-up", "4"},
+    {"nodes", "N", "0: one process; 2: router + two expert-node processes, one thread each", "0"},
 };
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
@@ -193,8 +194,10 @@ int run_bench(const std::vector<std::string>& argv) {
     o.prompt = args.get_int("prompt", 32);
     o.tokens = args.get_int("tokens", 8);
     o.rounds = args.get_int("rounds", 4);
+    o.nodes = args.get_int("nodes", 0);
     if (o.batch < 1 || o.prompt < 1 || o.tokens < 1 || o.rounds < 1)
       throw Error("batch, prompt, tokens and rounds must be >= 1");
+    if (o.nodes != 0 && o.nodes != 2) throw Error("nodes must be 0 or 2");
     return bench::run_scaling_bench(o);
   }
   if (what == "reload") {

@@ -7,9 +7,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -110,32 +111,62 @@ TEST(Autoscaler, SkewedTrafficReplicatesTheHotExpertsAndIdleRetiresThem) {
   EXPECT_TRUE(logged);
 }
 
-// Three processes: this one is the router node, two `moeflow serve` children are expert nodes
-// each holding half the experts. Under skewed traffic every added replica goes to the expert node
-// that does not hold that expert, is loaded there, and computes pairs there; idle, it retires and
-// the node drops it.
+// Three processes: this one is the router node, two `moeflow serve` children are expert nodes.
+// Each layer's experts are split so that the ones the skewed prompt uses most are all on
+// experts-a (measured first on a one-process node). Under that traffic every added replica goes
+// to the node that does not hold the expert, is loaded there, and takes work off experts-a; idle,
+// it retires and the node drops it.
 TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired) {
   const auto golden = test_support::load_golden("mixtral");
-  const int experts =
-      nlohmann::json::parse(std::ifstream(golden.dir / "config.json"))["num_local_experts"];
-  const int half = experts / 2;
   test_support::TempDir dir;
+  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
+  const auto requests = test_support::greedy_requests(skewed, 8);
+
+  // The skew, measured: per layer, the experts by tokens, most first; the top half go to a.
+  std::vector<test_support::Outcome> baseline;
+  std::vector<std::vector<bool>> on_a;
+  {
+    std::ofstream(dir.path() / "one.toml") << "[model]\npath = \"" << golden.dir.string() << "\"\n";
+    ActorSystemConfig cfg;
+    caf::actor_system system{cfg};
+    auto node = start_router_node(system, load_graph(dir.path() / "one.toml"), 10s);
+    baseline = test_support::run_requests(system, node->pipeline.scheduler, requests);
+    node->routing->flush();
+    for (const auto& row : node->routing->token_totals()) {
+      std::vector<size_t> order(row.size());
+      for (size_t e = 0; e < order.size(); ++e) order[e] = e;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t x, size_t y) { return row[x] > row[y]; });
+      on_a.emplace_back(row.size(), false);
+      for (size_t k = 0; k < order.size() / 2; ++k) on_a.back()[order[k]] = true;
+    }
+  }
+  for (const auto& o : baseline) ASSERT_EQ(o.error, "");
+
   const auto file = dir.path() / "graph.toml";
   auto port = [] { return transport::free_loopback_port(); };
   const int a_metrics = port(), b_metrics = port();
-  std::ofstream(file) << "[model]\npath = \"" << golden.dir.string() << "\"\n\n"
-                      << "[timeouts]\nheartbeat_ms = 100\npeer_down_ms = 2000\n\n"
-                      << "[nodes.router]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
-                      << "\ndata_port = " << port() << "\nrouter = true\n\n"
-                      << "[nodes.experts-a]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
-                      << "\ndata_port = " << port() << "\nmetrics_port = " << a_metrics << "\n\n"
-                      << "[nodes.experts-b]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
-                      << "\ndata_port = " << port() << "\nmetrics_port = " << b_metrics << "\n\n"
-                      << "[shards.a]\nnode = \"experts-a\"\nexperts = \"0-" << half - 1 << "\"\n\n"
-                      << "[shards.b]\nnode = \"experts-b\"\nexperts = \"" << half << "-"
-                      << experts - 1 << "\"\n\n"
-                      << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
-                      << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n";
+  {
+    std::ofstream out(file);
+    out << "[model]\npath = \"" << golden.dir.string() << "\"\n\n"
+        << "[timeouts]\nheartbeat_ms = 100\npeer_down_ms = 2000\n\n"
+        << "[nodes.router]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
+        << "\ndata_port = " << port() << "\nrouter = true\n\n"
+        << "[nodes.experts-a]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
+        << "\ndata_port = " << port() << "\nmetrics_port = " << a_metrics << "\n\n"
+        << "[nodes.experts-b]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
+        << "\ndata_port = " << port() << "\nmetrics_port = " << b_metrics << "\n\n"
+        << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
+        << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n\n";
+    for (size_t l = 0; l < on_a.size(); ++l)
+      for (const bool a : {true, false}) {
+        std::string ids;
+        for (size_t e = 0; e < on_a[l].size(); ++e)
+          if (on_a[l][e] == a) ids += (ids.empty() ? "" : ",") + std::to_string(e);
+        out << "[shards." << (a ? "a" : "b") << l << "]\nnode = \"experts-" << (a ? "a" : "b")
+            << "\"\nlayers = \"" << l << "\"\nexperts = \"" << ids << "\"\n\n";
+      }
+  }
   auto start = [&](const std::string& name) {
     return std::make_unique<ChildProcess>(
         MOEFLOW_BINARY, std::vector<std::string>{"serve", "--graph", file.string(), "--node", name},
@@ -146,28 +177,43 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
   auto node = start_router_node(system, load_graph(file), 10s);
-  std::vector<std::string> log;
-  Autoscaler autoscaler(*node, [&log](const std::string& line) { log.push_back(line); });
+  Autoscaler autoscaler(*node, [](const std::string&) {});
   auto scrape = [&](const std::string& name) {
     httplib::Client client("127.0.0.1", name == "experts-a" ? a_metrics : b_metrics);
     auto res = client.Get("/metrics");
     return res && res->status == 200 ? res->body : std::string();
   };
+  // Pairs computed so far by each node, and a's share of them since `before`.
+  auto pairs = [&] {
+    std::array<double, 2> p{};
+    for (int i = 0; i < 2; ++i) {
+      const std::string text = scrape(i == 0 ? "experts-a" : "experts-b");
+      EXPECT_FALSE(text.empty()) << "no /metrics from node " << i;
+      p[i] = test_support::metric_sum(text, "moeflow_shard_pairs_total", {});
+    }
+    return p;
+  };
+  auto share_of_a = [](std::array<double, 2> before, std::array<double, 2> after) {
+    const double a = after[0] - before[0], b = after[1] - before[1];
+    return a / (a + b);
+  };
+  auto expect_baseline_tokens = [&] {
+    const auto outcomes = test_support::run_requests(system, node->pipeline.scheduler, requests);
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      EXPECT_EQ(outcomes[i].error, "");
+      EXPECT_EQ(outcomes[i].result.tokens, baseline[i].result.tokens);
+    }
+  };
 
-  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
-  const auto requests = test_support::greedy_requests(skewed, 8);
-  const auto baseline = test_support::run_requests(system, node->pipeline.scheduler, requests);
-  for (const auto& o : baseline) ASSERT_EQ(o.error, "");
+  const auto p0 = pairs();
+  expect_baseline_tokens();
+  const auto p1 = pairs();
+  const double skewed_share = share_of_a(p0, p1);
+  EXPECT_GT(skewed_share, 0.7) << "the placement does not put the skew on experts-a";
 
   std::atomic<bool> stop{false};
   std::thread traffic([&] {
-    while (!stop) {
-      const auto outcomes = test_support::run_requests(system, node->pipeline.scheduler, requests);
-      for (size_t i = 0; i < outcomes.size(); ++i) {
-        EXPECT_EQ(outcomes[i].error, "");
-        EXPECT_EQ(outcomes[i].result.tokens, baseline[i].result.tokens);
-      }
-    }
+    while (!stop) expect_baseline_tokens();
   });
   for (auto deadline = std::chrono::steady_clock::now() + 15s;
        (node->added.empty() || autoscaler.loading() > 0) &&
@@ -175,28 +221,30 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
     autoscaler.poll();
     std::this_thread::sleep_for(10ms);
   }
-  std::this_thread::sleep_for(300ms);  // traffic over the new placement
   stop = true;
   traffic.join();
   ASSERT_FALSE(node->added.empty()) << "no replica joined under skewed traffic";
+  for (const auto& r : node->added)
+    EXPECT_EQ(r.node, on_a[r.layer][r.expert] ? "experts-b" : "experts-a")
+        << "layer " << r.layer << " expert " << r.expert;
 
-  std::set<std::string> targets;
-  for (const auto& r : node->added) {
-    const std::string holder = r.expert < half ? "experts-a" : "experts-b";
-    const std::string other = r.expert < half ? "experts-b" : "experts-a";
-    EXPECT_EQ(r.node, other) << "layer " << r.layer << " expert " << r.expert << " (held by "
-                             << holder << ")";
-    targets.insert(r.node);
-    // Its pairs were computed on that node, by the replica.
-    const std::string text = scrape(r.node);
-    ASSERT_FALSE(text.empty()) << "no /metrics from " << r.node;
-    EXPECT_GT(test_support::metric_sum(text, "moeflow_shard_pairs_total",
-                                       {{"shard", added_replica_name(r.layer, r.expert)}}),
-              0.0)
-        << r.node << " computed nothing for layer " << r.layer << " expert " << r.expert;
-  }
-  for (const auto& name : targets)
-    EXPECT_GE(test_support::metric_sum(scrape(name), "moeflow_node_added_replicas", {}), 1.0);
+  // The same traffic over the new placement: the same tokens, and b takes work off a, through
+  // the replicas it loaded.
+  const auto p2 = pairs();
+  expect_baseline_tokens();
+  const auto p3 = pairs();
+  const double balanced_share = share_of_a(p2, p3);
+  EXPECT_LT(balanced_share, skewed_share - 0.1)
+      << "experts-a's share of the pairs: " << skewed_share << " before, " << balanced_share
+      << " with the replicas";
+  const std::string b_text = scrape("experts-b");
+  double on_replicas = 0;
+  for (const auto& r : node->added)
+    if (r.node == "experts-b")
+      on_replicas += test_support::metric_sum(b_text, "moeflow_shard_pairs_total",
+                                              {{"shard", added_replica_name(r.layer, r.expert)}});
+  EXPECT_GT(on_replicas, 0.0);
+  EXPECT_GE(test_support::metric_sum(b_text, "moeflow_node_added_replicas", {}), 1.0);
 
   // Idle: the replicas retire after the cool-down and the nodes drop them.
   for (auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -205,7 +253,7 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(node->added.empty());
-  for (const auto& name : targets) {
+  for (const char* name : {"experts-a", "experts-b"}) {
     double held = -1;
     for (auto deadline = std::chrono::steady_clock::now() + 3s;
          held != 0 && std::chrono::steady_clock::now() < deadline;
@@ -215,9 +263,7 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
     }
     EXPECT_EQ(held, 0.0) << name << " still serves added replicas";
   }
-  const auto after = test_support::run_requests(system, node->pipeline.scheduler, requests);
-  for (size_t i = 0; i < after.size(); ++i)
-    EXPECT_EQ(after[i].result.tokens, baseline[i].result.tokens);
+  expect_baseline_tokens();
 }
 
 }  // namespace
