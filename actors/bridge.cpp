@@ -20,6 +20,8 @@ struct Bridge::PeerState {
     Clock::time_point sent;
   };
   int index = 0;
+  BridgePeer peer;       // a copy: peers_ may grow while the I/O thread reads this
+  bool removed = false;  // removed from the deployment: no sockets any more
   std::unique_ptr<transport::MessageSocket> control, data;
   bool up = false;
   Clock::time_point last_seen{}, last_hello{}, last_heartbeat{};
@@ -58,6 +60,8 @@ Bridge::Bridge(std::vector<BridgePeer> peers, transport::Hello ours, transport::
       up_(peers_.size(), false),
       status_(peers_.size(), "no handshake yet"),
       peer_hash_(peers_.size(), 0),
+      removed_(peers_.size(), false),
+      hello_hash_(peers_.size(), 0),
       graph_hash_(ours_.graph_hash),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { run(); });
@@ -72,17 +76,25 @@ Bridge::~Bridge() {
   close(wake_fd_);
 }
 
-transport::Hello Bridge::current_hello() const {
+transport::Hello Bridge::hello_for(int peer) {
   transport::Hello hello = ours_;
-  hello.graph_hash = graph_hash_;
+  std::lock_guard<std::mutex> lock(mutex_);
+  hello.graph_hash = hello_hash_[peer] != 0 ? hello_hash_[peer] : graph_hash_.load();
   return hello;
 }
 
-bool Bridge::peers_run(uint64_t hash, std::string* waiting) {
+void Bridge::set_graph_hash(uint64_t hash) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  graph_hash_ = hash;
+  hello_hash_.assign(hello_hash_.size(), 0);
+}
+
+bool Bridge::peers_run(uint64_t hash, std::string* waiting, const std::set<int>& except) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string names;
   for (size_t i = 0; i < peers_.size(); ++i)
-    if (!up_[i] || peer_hash_[i] != hash) names += (names.empty() ? "" : ", ") + peers_[i].name;
+    if (!removed_[i] && !except.count(static_cast<int>(i)) && (!up_[i] || peer_hash_[i] != hash))
+      names += (names.empty() ? "" : ", ") + peers_[i].name;
   if (waiting) *waiting = names;
   return names.empty();
 }
@@ -132,7 +144,7 @@ bool Bridge::wait_until_up(std::chrono::milliseconds timeout, std::string* why) 
       bool all = true;
       std::string reasons;
       for (size_t i = 0; i < peers_.size(); ++i) {
-        if (up_[i]) continue;
+        if (up_[i] || removed_[i]) continue;
         all = false;
         reasons += (reasons.empty() ? "" : "; ") + peers_[i].name + " (" +
                    peers_[i].control_endpoint + "): " + status_[i];
@@ -170,7 +182,7 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
   }
   for (ReplicaRequest& r : replicas) {
     PeerState& p = states[r.peer];
-    const std::string name = peers_[r.peer].name;
+    const std::string name = p.peer.name;
     if (!p.up) {
       r.answer->set_value("node " + name + " is down");
       continue;
@@ -188,14 +200,14 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
     PeerState& p = states[o.peer];
     if (!p.up) {
       caf::anon_send(o.reply_to, fail_atom::value, o.request_id,
-                     "node " + peers_[o.peer].name + " is down");
+                     "node " + p.peer.name + " is down");
       continue;
     }
     auto frames =
         transport::encode_expert_request(o.request_id, o.batch, {ours_.node_id, o.graph_hash});
     if (!p.data->send(std::move(frames))) {
       caf::anon_send(o.reply_to, fail_atom::value, o.request_id,
-                     "node " + peers_[o.peer].name + ": send queue full");
+                     "node " + p.peer.name + ": send queue full");
       continue;
     }
     p.pending.emplace(o.request_id, PeerState::Pending{std::move(o.reply_to), Clock::now()});
@@ -203,11 +215,11 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
 }
 
 void Bridge::handle_control(PeerState& p, const transport::Message& m) {
-  const std::string& name = peers_[p.index].name;
+  const std::string& name = p.peer.name;
   p.last_seen = Clock::now();
   if (m.kind() == transport::MessageKind::hello_ack) {
     const auto& theirs = std::get<transport::Hello>(m.body);
-    if (auto refusal = transport::check_peer(current_hello(), theirs)) {
+    if (auto refusal = transport::check_peer(hello_for(p.index), theirs)) {
       std::lock_guard<std::mutex> lock(mutex_);
       status_[p.index] = *refusal;
       log(*refusal);
@@ -261,9 +273,8 @@ void Bridge::handle_data(PeerState& p, const transport::Message& m) {
       p.peer_metrics->round_trip(
           std::chrono::duration<double>(Clock::now() - it->second.sent).count());
   } else if (m.kind() == transport::MessageKind::error) {
-    caf::anon_send(
-        it->second.reply_to, fail_atom::value, it->first,
-        "node " + peers_[p.index].name + ": " + std::get<transport::ErrorMessage>(m.body).text);
+    caf::anon_send(it->second.reply_to, fail_atom::value, it->first,
+                   "node " + p.peer.name + ": " + std::get<transport::ErrorMessage>(m.body).text);
     if (p.peer_metrics) p.peer_metrics->failed();
   } else {
     return;
@@ -272,7 +283,7 @@ void Bridge::handle_data(PeerState& p, const transport::Message& m) {
 }
 
 void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
-  const std::string& name = peers_[p.index].name;
+  const std::string& name = p.peer.name;
   if (p.up && now - p.last_seen > timeouts_.peer_down) {
     const std::string why = "no answer for " + std::to_string(timeouts_.peer_down.count()) + " ms";
     log("node " + name + " is down: " + why);
@@ -286,7 +297,7 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
   }
   const transport::Origin origin{ours_.node_id, graph_hash_};
   if (!p.up && now - p.last_hello >= timeouts_.heartbeat) {
-    p.control->send(transport::encode_hello(current_hello()));
+    p.control->send(transport::encode_hello(hello_for(p.index)));
     p.last_hello = now;
   } else if (p.up && now - p.last_heartbeat >= timeouts_.heartbeat) {
     p.control->send(transport::encode_heartbeat(origin));
@@ -294,32 +305,100 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
   }
 }
 
-void Bridge::run() {
-  std::vector<PeerState> states(peers_.size());
+int Bridge::add_peer(BridgePeer peer, uint64_t graph_hash) {
+  int index;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    index = static_cast<int>(peers_.size());
+    peers_.push_back(std::move(peer));
+    up_.push_back(false);
+    status_.push_back("no handshake yet");
+    peer_hash_.push_back(0);
+    removed_.push_back(false);
+    hello_hash_.push_back(graph_hash);
+  }
+  wake();
+  return index;
+}
+
+void Bridge::remove_peer(int peer) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    removed_.at(peer) = true;
+    up_[peer] = false;
+    status_[peer] = "removed from the deployment";
+  }
+  wake();
+}
+
+bool Bridge::sync_peers(std::vector<PeerState>& states) {
+  std::vector<BridgePeer> added;
+  std::vector<bool> removed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    added.assign(peers_.begin() + static_cast<std::ptrdiff_t>(states.size()), peers_.end());
+    removed = removed_;
+  }
+  bool changed = false;
   transport::SocketOptions opts;
   opts.send_high_water_mark = 10000;
-  for (size_t i = 0; i < peers_.size(); ++i) {
-    states[i].index = static_cast<int>(i);
-    states[i].control = std::make_unique<transport::MessageSocket>(
-        context_, zmq::socket_type::dealer, limits_, opts);
-    states[i].data = std::make_unique<transport::MessageSocket>(context_, zmq::socket_type::dealer,
-                                                                limits_, opts);
-    states[i].control->connect(peers_[i].control_endpoint);
-    states[i].data->connect(peers_[i].data_endpoint);
+  for (BridgePeer& peer : added) {
+    PeerState& p = states.emplace_back();
+    p.index = static_cast<int>(states.size()) - 1;
+    p.peer = std::move(peer);
+    p.control = std::make_unique<transport::MessageSocket>(context_, zmq::socket_type::dealer,
+                                                           limits_, opts);
+    p.data = std::make_unique<transport::MessageSocket>(context_, zmq::socket_type::dealer, limits_,
+                                                        opts);
+    p.control->connect(p.peer.control_endpoint);
+    p.data->connect(p.peer.data_endpoint);
     if (registry_) {
-      states[i].control_metrics =
-          std::make_unique<LinkMetrics>(*registry_, peers_[i].name, "control");
-      states[i].data_metrics = std::make_unique<LinkMetrics>(*registry_, peers_[i].name, "data");
-      states[i].peer_metrics = std::make_unique<PeerMetrics>(*registry_, peers_[i].name);
-      states[i].peer_metrics->up(false);
+      p.control_metrics = std::make_unique<LinkMetrics>(*registry_, p.peer.name, "control");
+      p.data_metrics = std::make_unique<LinkMetrics>(*registry_, p.peer.name, "data");
+      p.peer_metrics = std::make_unique<PeerMetrics>(*registry_, p.peer.name);
+      p.peer_metrics->up(false);
     }
+    changed = true;
   }
+  for (PeerState& p : states) {
+    if (p.removed || !removed[p.index]) continue;
+    fail_pending(p, "node " + p.peer.name + " was removed from the deployment");
+    if (p.up) p.control->send(transport::encode_bye({ours_.node_id, graph_hash_}));
+    p.up = false;
+    p.removed = true;
+    p.control.reset();
+    p.data.reset();
+    p.control_metrics.reset();
+    p.data_metrics.reset();
+    p.peer_metrics.reset();
+    if (registry_)
+      for (const char* name :
+           {"moeflow_peer_up", "moeflow_link_bytes_total", "moeflow_link_messages_total",
+            "moeflow_link_dropped_frames_total", "moeflow_link_round_trip_seconds",
+            "moeflow_link_failed_requests_total"})
+        registry_->hide(name, {{"peer", p.peer.name}});
+    log("node " + p.peer.name + " removed from the deployment");
+    changed = true;
+  }
+  return changed;
+}
+
+void Bridge::run() {
+  std::vector<PeerState> states;
+  sync_peers(states);
   std::vector<zmq::pollitem_t> items;
-  items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-  for (auto& s : states) {
-    items.push_back({s.control->socket().handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({s.data->socket().handle(), 0, ZMQ_POLLIN, 0});
-  }
+  std::vector<int> polled;  // the peer of items[1 + 2k] and items[2 + 2k]
+  auto rebuild = [&] {
+    items.assign(1, {nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    polled.clear();
+    for (auto& p : states) {
+      if (p.removed) continue;
+      items.push_back({p.control->socket().handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({p.data->socket().handle(), 0, ZMQ_POLLIN, 0});
+      polled.push_back(p.index);
+    }
+  };
+  rebuild();
   const auto tick =
       std::chrono::milliseconds(std::max<int64_t>(5, timeouts_.heartbeat.count() / 4));
   while (!stop_) {
@@ -333,26 +412,28 @@ void Bridge::run() {
       if (read(wake_fd_, &count, sizeof count) < 0) { /* nothing to read */
       }
     }
+    if (sync_peers(states)) rebuild();
     handle_outbox(states);
-    for (size_t i = 0; i < states.size(); ++i) {
+    for (int i : polled) {
       PeerState& p = states[i];
       while (auto got = p.control->receive(std::chrono::milliseconds(0))) {
         if (got->result.ok())
           handle_control(p, *got->result.message);
         else
-          log("dropped a frame from " + peers_[i].name + " (control): " + got->result.detail);
+          log("dropped a frame from " + p.peer.name + " (control): " + got->result.detail);
       }
       while (auto got = p.data->receive(std::chrono::milliseconds(0))) {
         if (got->result.ok())
           handle_data(p, *got->result.message);
         else
-          log("dropped a frame from " + peers_[i].name + " (data): " + got->result.detail);
+          log("dropped a frame from " + p.peer.name + " (data): " + got->result.detail);
       }
       check_liveness(p, Clock::now());
       p.publish_links();
     }
   }
   for (auto& p : states) {
+    if (p.removed) continue;
     fail_pending(p, "bridge shutting down");
     p.control->send(transport::encode_bye({ours_.node_id, graph_hash_}));
   }

@@ -14,6 +14,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -56,14 +57,23 @@ class Bridge {
   // peer goes down before it answers.
   std::future<std::string> request_replica(int peer, bool add, int64_t layer, int32_t expert);
   // The graph this node now runs: sent in hellos and heartbeats from now on.
-  void set_graph_hash(uint64_t hash) { graph_hash_ = hash; }
-  // Whether every peer is up and said (in its last heartbeat reply or handshake) that it runs
-  // `hash`; when not, `waiting` names those that did not.
-  bool peers_run(uint64_t hash, std::string* waiting);
+  // Peers added for that graph (add_peer's graph_hash) now get it like every other.
+  void set_graph_hash(uint64_t hash);
+  // Whether every peer (removed ones and those in `except` aside) is up and said (in its last
+  // heartbeat reply or handshake) that it runs `hash`; when not, `waiting` names those that did
+  // not.
+  bool peers_run(uint64_t hash, std::string* waiting, const std::set<int>& except = {});
   // Waits until every peer has completed the handshake. False (with the reasons, one per peer
   // still down) when the timeout passes first.
   bool wait_until_up(std::chrono::milliseconds timeout, std::string* why);
-  const std::vector<BridgePeer>& peers() const { return peers_; }
+  // A node added to the deployment while serving: connects and says hello like to the first
+  // peers. A node that joins with a graph change runs the new graph only: `graph_hash` (when not
+  // 0) is the one its hellos carry until set_graph_hash() moves this node to it. Returns its
+  // peer index (indices are never reused).
+  int add_peer(BridgePeer peer, uint64_t graph_hash = 0);
+  // A node removed from the deployment: its outstanding requests fail, the bridge says bye and
+  // closes its sockets, and its series leave /metrics. Its index stays unused.
+  void remove_peer(int peer);
   // Empty when every peer is up, else why not (one entry per peer that is down).
   std::string down_reasons();
 
@@ -83,7 +93,7 @@ class Bridge {
     int32_t expert;
     std::shared_ptr<std::promise<std::string>> answer;
   };
-  transport::Hello current_hello() const;
+  transport::Hello hello_for(int peer);
   void wake();
   struct PeerState;
 
@@ -93,8 +103,12 @@ class Bridge {
   void handle_data(PeerState& p, const transport::Message& m);
   void check_liveness(PeerState& p, std::chrono::steady_clock::time_point now);
   void fail_pending(PeerState& p, const std::string& why);
+  // Starts the peers added since the last call and retires the removed ones; true when the set
+  // of sockets to poll changed.
+  bool sync_peers(std::vector<PeerState>& states);
 
-  std::vector<BridgePeer> peers_;
+  std::vector<BridgePeer> peers_;  // grows with add_peer(); guarded by mutex_ (the I/O thread
+                                   // keeps its own copy of each in its PeerState)
   transport::Hello ours_;
   transport::DecodeLimits limits_;
   BridgeTimeouts timeouts_;
@@ -106,7 +120,9 @@ class Bridge {
   uint64_t next_replica_request_ = 1;          // guarded by mutex_
   std::vector<bool> up_;                       // guarded by mutex_
   std::vector<std::string> status_;            // why a peer is down; guarded by mutex_
-  std::vector<uint64_t> peer_hash_;  // the graph each peer last said it runs; guarded by mutex_
+  std::vector<uint64_t> peer_hash_;   // the graph each peer last said it runs; guarded by mutex_
+  std::vector<bool> removed_;         // guarded by mutex_
+  std::vector<uint64_t> hello_hash_;  // per peer, 0: graph_hash_; guarded by mutex_
   std::atomic<uint64_t> graph_hash_;
   int wake_fd_ = -1;  // eventfd: submit() wakes the I/O thread
   std::atomic<bool> stop_{false};

@@ -245,6 +245,11 @@ class ExpertNodeServer {
     export_node_info(*registry_, node_, "expert", previous_.hash, ours_.model_hash, 0.0);
     export_node_info(*registry_, node_, "expert", current_.hash, ours_.model_hash, 1.0);
     count_reload("applied");
+    if (!current_.graph.find_node(node_))
+      log(node_,
+          "graph reload: this node is no longer in the graph; it serves the router's "
+          "requests for the previous graph until the router has moved, then nothing: stop "
+          "it");
     log(node_, "graph reload: serving graph " + transport::format_hash(current_.hash) + " with " +
                    std::to_string(current_.shards.actors.size()) + " shard(s) (and graph " +
                    transport::format_hash(previous_.hash) + " until the router moves to it)");

@@ -64,6 +64,32 @@ void stop_actors(const std::vector<expert_shard_actor>& actors) {
   for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
 
+// The bridge peer of expert node `n`, made on first use.
+// `joining`: a node added by a change to graph `g` (it runs only `g`).
+void connect_node(RouterNode& node, const GraphSpec& g, const NodeSpec& n, bool joining) {
+  if (!node.bridge) {
+    const NodeSpec& me = g.router_node();
+    const ModelConfig& cfg = node.pipeline.config;
+    transport::Hello ours{me.name, 0, graph_hash(g), node.model_hash};
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (g.nodes[i].name == me.name) ours.node_id = static_cast<uint32_t>(i);
+    transport::DecodeLimits limits;
+    limits.hidden = static_cast<uint32_t>(cfg.hidden_size);
+    limits.num_layers = static_cast<uint32_t>(cfg.num_layers);
+    limits.num_experts = static_cast<uint32_t>(cfg.num_experts);
+    limits.max_top_k = static_cast<uint32_t>(cfg.top_k);
+    node.bridge =
+        std::make_unique<Bridge>(std::vector<BridgePeer>{}, ours, limits,
+                                 BridgeTimeouts{std::chrono::milliseconds(g.timeouts.heartbeat_ms),
+                                                std::chrono::milliseconds(g.timeouts.peer_down_ms)},
+                                 node.registry.get());
+  }
+  node.peer_of[n.name] =
+      node.bridge->add_peer({n.name, transport::tcp_endpoint(n.host, n.control_port),
+                             transport::tcp_endpoint(n.host, n.data_port)},
+                            joining ? graph_hash(g) : 0);
+}
+
 }  // namespace
 
 RouterNode::~RouterNode() {
@@ -120,6 +146,19 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   if (plan.empty() && old_hash == new_hash) return "no changes";
   const auto started = Clock::now();
 
+  // New expert nodes (started with `next` already) join the bridge now; removed ones leave it
+  // once no placement uses them.
+  for (const std::string& name : plan.nodes_added)
+    connect_node(*this, next, *next.find_node(name), true);
+  std::set<int> leaving;
+  for (const std::string& name : plan.nodes_removed) leaving.insert(peer_of.at(name));
+  auto forget_added_nodes = [&] {
+    for (const std::string& name : plan.nodes_added) {
+      bridge->remove_peer(peer_of.at(name));
+      peer_of.erase(name);
+    }
+  };
+
   std::map<std::string, expert_shard_actor> current;
   for (size_t i = 0; i < graph.shards.size(); ++i)
     current[graph.shards[i].name] = pipeline.shards[i];
@@ -129,6 +168,7 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     shards = shard_actors(*this, next, &graph, current, &spawned);
   } catch (const Error& e) {
     stop_actors(spawned);
+    forget_added_nodes();
     throw Error(std::string("cannot load the new shards: ") + e.what());
   }
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
@@ -138,9 +178,10 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   if (bridge) {
     std::string waiting;
     const auto deadline = Clock::now() + wait_for_nodes;
-    while (!bridge->peers_run(new_hash, &waiting)) {
+    while (!bridge->peers_run(new_hash, &waiting, leaving)) {
       if (Clock::now() >= deadline) {
         stop_actors(spawned);
+        forget_added_nodes();
         throw Error("expert node(s) " + waiting + " did not report the new graph within " +
                     std::to_string(wait_for_nodes.count()) +
                     " ms (reload the graph on every node: SIGHUP or the same file)");
@@ -150,12 +191,18 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   }
 
   // Stand-ins of replicas added on expert nodes carry the graph hash too: new ones for `next`.
+  // Replicas on nodes that leave go with them.
   std::vector<expert_shard_actor> old_stand_ins;
-  for (AddedReplica& r : added)
-    if (r.peer >= 0) {
-      old_stand_ins.push_back(r.actor);
-      r.actor = system->spawn(make_remote_shard, bridge.get(), r.peer, new_hash);
+  for (auto it = added.begin(); it != added.end();) {
+    if (it->peer >= 0) old_stand_ins.push_back(it->actor);
+    if (it->peer >= 0 && leaving.count(it->peer)) {
+      it = added.erase(it);
+      continue;
     }
+    if (it->peer >= 0)
+      it->actor = system->spawn(make_remote_shard, bridge.get(), it->peer, new_hash);
+    ++it;
+  }
   try {
     swap_placement(next, shards, make_placement(next, cfg).owners);
   } catch (const Error&) {
@@ -163,6 +210,10 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     throw;
   }
   stop_actors(old_stand_ins);
+  for (const std::string& name : plan.nodes_removed) {
+    bridge->remove_peer(peer_of.at(name));
+    peer_of.erase(name);
+  }
   if (bridge) bridge->set_graph_hash(new_hash);
   const double swap_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
 
@@ -183,11 +234,13 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   export_node_info(*registry, me, "router", new_hash, model_hash, 1.0);
   pipeline.shards = std::move(shards);
   graph = next;
-  char summary[200];
+  char summary[256];
   std::snprintf(summary, sizeof summary,
                 "applied: %zu shard actor(s) started in %.0f ms (weights loaded), placement "
-                "swapped %.0f ms after the reload began, %zu retired",
-                spawned.size(), load_ms, swap_ms, retired.size());
+                "swapped %.0f ms after the reload began, %zu retired, %zu node(s) joined, %zu "
+                "left",
+                spawned.size(), load_ms, swap_ms, retired.size(), plan.nodes_added.size(),
+                plan.nodes_removed.size());
   return summary;
 }
 
@@ -215,28 +268,8 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
 
   // Every other node is a bridge peer (also one without shards now: a live change may give it
   // some).
-  std::vector<BridgePeer> peers;
-  for (const NodeSpec& n : g.nodes) {
-    if (n.router) continue;
-    node->peer_of[n.name] = static_cast<int>(peers.size());
-    peers.push_back({n.name, transport::tcp_endpoint(n.host, n.control_port),
-                     transport::tcp_endpoint(n.host, n.data_port)});
-  }
-  if (!peers.empty()) {
-    transport::Hello ours{me.name, 0, graph_hash(g), node->model_hash};
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      if (g.nodes[i].name == me.name) ours.node_id = static_cast<uint32_t>(i);
-    transport::DecodeLimits limits;
-    limits.hidden = static_cast<uint32_t>(cfg.hidden_size);
-    limits.num_layers = static_cast<uint32_t>(cfg.num_layers);
-    limits.num_experts = static_cast<uint32_t>(cfg.num_experts);
-    limits.max_top_k = static_cast<uint32_t>(cfg.top_k);
-    node->bridge =
-        std::make_unique<Bridge>(peers, ours, limits,
-                                 BridgeTimeouts{std::chrono::milliseconds(g.timeouts.heartbeat_ms),
-                                                std::chrono::milliseconds(g.timeouts.peer_down_ms)},
-                                 node->registry.get());
-  }
+  for (const NodeSpec& n : g.nodes)
+    if (!n.router) connect_node(*node, g, n, false);
 
   node->pipeline.shards = shard_actors(*node, g, nullptr, {}, nullptr);
   RouterOptions router_options;

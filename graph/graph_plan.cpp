@@ -19,17 +19,25 @@ void compare(std::vector<std::string>& out, const std::string& key, const T& bef
   out.push_back(line.str());
 }
 
-// Nodes: any difference needs the affected node restarted.
+// Nodes: expert nodes come and go live; the router node, and any change to an existing node,
+// need a restart.
 void compare_nodes(const GraphSpec& before, const GraphSpec& after, GraphPlan& plan) {
-  for (const NodeSpec& n : before.nodes)
-    if (!after.find_node(n.name))
-      plan.restart.push_back("node " + n.name + " removed: stop its process after the change");
+  for (const NodeSpec& n : before.nodes) {
+    if (after.find_node(n.name)) continue;
+    if (n.router)
+      plan.restart.push_back("node " + n.name +
+                             " removed: it runs the router; restart every node with the new graph");
+    else
+      plan.nodes_removed.push_back(n.name);
+  }
   for (const NodeSpec& n : after.nodes) {
     const NodeSpec* old = before.find_node(n.name);
     if (!old) {
-      plan.restart.push_back("node " + n.name +
-                             " added: adding nodes to a running deployment "
-                             "is not supported yet; restart the router node with the new graph");
+      if (n.router)
+        plan.restart.push_back("node " + n.name +
+                               " added with router = true: restart every node with the new graph");
+      else
+        plan.nodes_added.push_back(n.name);
       continue;
     }
     std::vector<std::string> diffs;
@@ -128,6 +136,10 @@ GraphPlan plan_graph_change(const GraphSpec& before, const GraphSpec& after,
 std::string format_plan(const GraphPlan& plan) {
   std::ostringstream out;
   if (plan.empty()) return "no changes\n";
+  for (const std::string& n : plan.nodes_added)
+    out << "+ node " << n << " (start it with the new graph before applying)\n";
+  for (const std::string& n : plan.nodes_removed)
+    out << "- node " << n << " (stop it once the change is applied)\n";
   for (const std::string& s : plan.shards_added) out << "+ shard " << s << "\n";
   for (const std::string& s : plan.shards_removed) out << "- shard " << s << "\n";
   for (const ShardExpertChange& c : plan.experts) {

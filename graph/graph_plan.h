@@ -5,10 +5,11 @@
 //
 // Applied live, between decode steps: experts moved, replicated or dropped among shards (on any
 // node of the graph: every node reads the file again and loads what it newly holds), shards added,
-// removed or moved between existing nodes, the [scheduler] limits and the [scaling] policy.
-// Everything else (the model, adding or removing nodes, addresses and ports, timeouts, metric
-// settings, devices) is listed with the reason a restart is needed; a reload that contains such a
-// change is refused as a whole and the old graph keeps serving.
+// removed or moved between nodes, expert nodes added (started with the new graph first) or
+// removed (stopped after the change), the [scheduler] limits and the [scaling] policy.
+// Everything else (the model, the router node, an existing node's address or ports, timeouts,
+// metric settings, devices) is listed with the reason a restart is needed; a reload that contains
+// such a change is refused as a whole and the old graph keeps serving.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,14 +26,15 @@ struct ShardExpertChange {
 };
 
 struct GraphPlan {
+  std::vector<std::string> nodes_added, nodes_removed;    // expert nodes, by name
   std::vector<std::string> shards_added, shards_removed;  // names
   std::vector<ShardExpertChange> experts;                 // per shard and layer that changed
   std::vector<std::string> settings;  // "scheduler.max_running: 64 -> 32", applied live
   std::vector<std::string> restart;   // changes this version cannot apply live, with the reason
 
   bool empty() const {
-    return shards_added.empty() && shards_removed.empty() && experts.empty() && settings.empty() &&
-           restart.empty();
+    return nodes_added.empty() && nodes_removed.empty() && shards_added.empty() &&
+           shards_removed.empty() && experts.empty() && settings.empty() && restart.empty();
   }
   bool live() const { return restart.empty(); }
 };

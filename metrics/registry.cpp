@@ -192,14 +192,18 @@ Registry::Family& Registry::family(const std::string& name, const std::string& h
 
 Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard lock(mutex_);
-  auto& slot = family(name, help, Type::counter, labels, {}).counters[labels];
+  Family& f = family(name, help, Type::counter, labels, {});
+  f.hidden.erase(labels);
+  auto& slot = f.counters[labels];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
 }
 
 Gauge& Registry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard lock(mutex_);
-  auto& slot = family(name, help, Type::gauge, labels, {}).gauges[labels];
+  Family& f = family(name, help, Type::gauge, labels, {});
+  f.hidden.erase(labels);
+  auto& slot = f.gauges[labels];
   if (!slot) slot = std::make_unique<Gauge>();
   return *slot;
 }
@@ -207,9 +211,31 @@ Gauge& Registry::gauge(const std::string& name, const std::string& help, const L
 Histogram& Registry::histogram(const std::string& name, const std::string& help,
                                const std::vector<double>& buckets, const Labels& labels) {
   std::lock_guard lock(mutex_);
-  auto& slot = family(name, help, Type::histogram, labels, buckets).histograms[labels];
+  Family& f = family(name, help, Type::histogram, labels, buckets);
+  f.hidden.erase(labels);
+  auto& slot = f.histograms[labels];
   if (!slot) slot = std::make_unique<Histogram>(buckets);
   return *slot;
+}
+
+void Registry::hide(const std::string& name, const Labels& labels) {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return;
+  Family& f = it->second;
+  auto matches = [&labels](const Labels& series) {
+    for (const auto& [k, v] : labels) {
+      auto s = series.find(k);
+      if (s == series.end() || s->second != v) return false;
+    }
+    return true;
+  };
+  for (const auto& [l, c] : f.counters)
+    if (matches(l)) f.hidden.insert(l);
+  for (const auto& [l, g] : f.gauges)
+    if (matches(l)) f.hidden.insert(l);
+  for (const auto& [l, h] : f.histograms)
+    if (matches(l)) f.hidden.insert(l);
 }
 
 std::string Registry::exposition() const {
@@ -218,9 +244,12 @@ std::string Registry::exposition() const {
   for (const auto& [name, f] : families_) {
     out += "# HELP " + name + " " + escape_help(f.help) + "\n";
     out += "# TYPE " + name + " " + type_name(f.type) + "\n";
-    for (const auto& [labels, c] : f.counters) write_sample(out, name, labels, "", "", c->value());
-    for (const auto& [labels, g] : f.gauges) write_sample(out, name, labels, "", "", g->value());
+    for (const auto& [labels, c] : f.counters)
+      if (!f.hidden.count(labels)) write_sample(out, name, labels, "", "", c->value());
+    for (const auto& [labels, g] : f.gauges)
+      if (!f.hidden.count(labels)) write_sample(out, name, labels, "", "", g->value());
     for (const auto& [labels, h] : f.histograms) {
+      if (f.hidden.count(labels)) continue;
       const Histogram::Snapshot s = h->snapshot();
       for (std::size_t i = 0; i < s.cumulative.size(); ++i) {
         const std::string le = i < s.bounds.size() ? format_value(s.bounds[i]) : "+Inf";

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,11 @@ class Registry {
   Histogram& histogram(const std::string& name, const std::string& help,
                        const std::vector<double>& buckets, const Labels& labels = {});
 
+  // Leaves every series of `name` whose labels include all of `labels` out of exposition() (a
+  // peer removed from the deployment, say), until it is asked for again by counter(), gauge()
+  // or histogram(). The series objects live on, so references handed out stay valid.
+  void hide(const std::string& name, const Labels& labels);
+
   // The whole registry in the text format, version 0.0.4.
   std::string exposition() const;
 
@@ -94,6 +100,7 @@ class Registry {
     std::map<Labels, std::unique_ptr<Counter>> counters;
     std::map<Labels, std::unique_ptr<Gauge>> gauges;
     std::map<Labels, std::unique_ptr<Histogram>> histograms;
+    std::set<Labels> hidden;
   };
   static const char* type_name(Type type);
   Family& family(const std::string& name, const std::string& help, Type type, const Labels& labels,

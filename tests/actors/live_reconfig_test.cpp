@@ -48,29 +48,35 @@ class LiveReconfig : public ::testing::Test {
     }
   }
 
-  // Shard a on experts-a and shard b on experts-b with these experts ("" leaves the shard out).
-  void write_graph(const std::string& a, const std::string& b, const std::string& extra = "") {
-    std::ofstream out(file_.string() + ".tmp");
+  // Shard a on experts-a and shard b on experts-b with these experts ("" leaves the shard out),
+  // in graph.toml or, with `file`, in another file; `nodes` lists the expert nodes in the graph.
+  void write_graph(const std::string& a, const std::string& b, const std::string& extra = "",
+                   const std::vector<std::string>& nodes = {"experts-a", "experts-b"},
+                   std::filesystem::path file = {}) {
+    if (file.empty()) file = file_;
+    std::ofstream out(file.string() + ".tmp");
     out << "[model]\npath = \"" << golden_.dir.string() << "\"\n\n"
         << "[timeouts]\nheartbeat_ms = 100\npeer_down_ms = 600\nrequest_ms = 3000\n\n"
         << "[nodes.router]\nhost = \"127.0.0.1\"\ncontrol_port = " << ports_[0]
-        << "\ndata_port = " << ports_[1] << "\nrouter = true\n\n"
-        << "[nodes.experts-a]\nhost = \"127.0.0.1\"\ncontrol_port = " << ports_[2]
-        << "\ndata_port = " << ports_[3] << "\n\n"
-        << "[nodes.experts-b]\nhost = \"127.0.0.1\"\ncontrol_port = " << ports_[4]
-        << "\ndata_port = " << ports_[5] << "\n\n";
+        << "\ndata_port = " << ports_[1] << "\nrouter = true\n\n";
+    for (const std::string& n : nodes) {
+      const int i = n == "experts-a" ? 2 : 4;
+      out << "[nodes." << n << "]\nhost = \"127.0.0.1\"\ncontrol_port = " << ports_[i]
+          << "\ndata_port = " << ports_[i + 1] << "\n\n";
+    }
     if (!a.empty()) out << "[shards.a]\nnode = \"experts-a\"\nexperts = \"" << a << "\"\n\n";
     if (!b.empty()) out << "[shards.b]\nnode = \"experts-b\"\nexperts = \"" << b << "\"\n\n";
     out << extra;
     out.close();
     // Replaced in one rename, as editors save: no node reads half a file.
-    std::filesystem::rename(file_.string() + ".tmp", file_);
+    std::filesystem::rename(file.string() + ".tmp", file);
   }
 
-  std::unique_ptr<ChildProcess> start_node(const std::string& name) {
+  std::unique_ptr<ChildProcess> start_node(const std::string& name,
+                                           std::filesystem::path file = {}) {
+    if (file.empty()) file = file_;
     return std::make_unique<ChildProcess>(
-        MOEFLOW_BINARY,
-        std::vector<std::string>{"serve", "--graph", file_.string(), "--node", name},
+        MOEFLOW_BINARY, std::vector<std::string>{"serve", "--graph", file.string(), "--node", name},
         temp_.path() / (name + ".log"));
   }
 
@@ -157,6 +163,61 @@ TEST_F(LiveReconfig, MovingExpertsBetweenNodesWhile16ClientsStreamKeepsEveryToke
   EXPECT_EQ(
       test_support::metric_sum(node_->registry->exposition(), "moeflow_router_failovers_total"),
       0.0);
+}
+
+// An expert node leaves the deployment and another joins it while 16 requests at a time stream:
+// no process restarts, no request fails over, every token is the reference.
+TEST_F(LiveReconfig, ExpertNodesLeaveAndJoinWhileClientsStream) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0};
+  std::thread traffic([&] {
+    while (!stop) {
+      sixteen_streams();
+      ++rounds;
+    }
+  });
+  auto wait_rounds = [&](int more) {
+    const int until = rounds + more;
+    while (rounds < until) std::this_thread::sleep_for(1ms);
+  };
+  wait_rounds(1);
+  // experts-a leaves: experts-b takes every expert; then experts-a is stopped.
+  write_graph("", "0-7", "", {"experts-b"});
+  ASSERT_TRUE(reload_until("applied"));
+  EXPECT_EQ(node_->peer_of.count("experts-a"), 0u);
+  wait_rounds(1);
+  node_a_->signal(SIGKILL);
+  node_a_->wait();
+  wait_rounds(1);
+  const std::string text = node_->registry->exposition();
+  EXPECT_EQ(text.find("moeflow_peer_up{peer=\"experts-a\"}"), std::string::npos)
+      << "a removed node still shows as a peer";
+  EXPECT_NE(node_b_->log().find("graph reload: serving graph"), std::string::npos);
+
+  // experts-a joins again (started with the new graph first) and takes experts 0-3.
+  const auto next = temp_.path() / "next.toml";
+  write_graph("0-3", "4-7", "", {"experts-a", "experts-b"}, next);
+  node_a_ = start_node("experts-a", next);
+  std::filesystem::copy_file(next, file_.string() + ".tmp");
+  std::filesystem::rename(file_.string() + ".tmp", file_);
+  ASSERT_TRUE(reload_until("applied"));
+  EXPECT_EQ(node_->peer_of.count("experts-a"), 1u);
+  wait_rounds(2);
+  stop = true;
+  traffic.join();
+  std::string waiting;
+  EXPECT_TRUE(node_->bridge->peers_run(graph_hash(node_->graph), &waiting)) << waiting;
+  EXPECT_EQ(
+      test_support::metric_sum(node_->registry->exposition(), "moeflow_router_failovers_total"),
+      0.0);
+  // experts-a computes its experts again.
+  const double before =
+      test_support::metric_sum(node_->registry->exposition(), "moeflow_link_messages_total",
+                               {{"peer", "experts-a"}, {"channel", "data"}});
+  sixteen_streams();
+  EXPECT_GT(test_support::metric_sum(node_->registry->exposition(), "moeflow_link_messages_total",
+                                     {{"peer", "experts-a"}, {"channel", "data"}}),
+            before);
 }
 
 TEST_F(LiveReconfig, ABrokenEditChangesNothingAndIsReported) {

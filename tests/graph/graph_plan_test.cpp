@@ -74,17 +74,39 @@ TEST(GraphPlan, ExpertNodeShardsChangeLiveButEndpointsNeedARestart) {
   EXPECT_TRUE(plan(before, same_port).live()) << format_plan(plan(before, same_port));
 }
 
-TEST(GraphPlan, AddedNodeNeedsARestart) {
+TEST(GraphPlan, ExpertNodesComeAndGoLiveButTheRouterNodeDoesNot) {
   const std::string router =
       "[nodes.r]\nhost = \"127.0.0.1\"\ncontrol_port = 5550\ndata_port = 5551\nrouter = true\n\n";
+  const std::string node_e =
+      "[nodes.e]\nhost = \"127.0.0.1\"\ncontrol_port = 5560\ndata_port = 5561\n\n";
   const std::string before =
       test_support::model_table() + "\n" + router + "[shards.a]\nnode = \"r\"\nexperts = \"all\"\n";
-  const std::string after = before +
-                            "\n[nodes.e]\nhost = \"127.0.0.1\"\ncontrol_port = 5560\n"
-                            "data_port = 5561\n";
-  const GraphPlan p = plan(before, after);
+  const std::string after = test_support::model_table() + "\n" + router + node_e +
+                            "[shards.a]\nnode = \"r\"\nexperts = \"0-3\"\n\n"
+                            "[shards.b]\nnode = \"e\"\nexperts = \"4-7\"\n";
+  GraphPlan p = plan(before, after);
+  EXPECT_TRUE(p.live()) << format_plan(p);
+  EXPECT_EQ(p.nodes_added, std::vector<std::string>{"e"});
+  EXPECT_NE(format_plan(p).find("+ node e"), std::string::npos) << format_plan(p);
+  p = plan(after, before);
+  EXPECT_TRUE(p.live()) << format_plan(p);
+  EXPECT_EQ(p.nodes_removed, std::vector<std::string>{"e"});
+  EXPECT_NE(format_plan(p).find("- node e"), std::string::npos) << format_plan(p);
+
+  // A changed port of a node that stays, or another router node, still needs a restart.
+  std::string moved = after;
+  moved.replace(moved.find("5560"), 4, "5570");
+  p = plan(after, moved);
   EXPECT_FALSE(p.live());
-  EXPECT_NE(format_plan(p).find("! node e added"), std::string::npos) << format_plan(p);
+  EXPECT_NE(format_plan(p).find("! node e control_port: 5560 -> 5570"), std::string::npos)
+      << format_plan(p);
+  std::string new_router = before;
+  new_router.replace(new_router.find("[nodes.r]"), 9, "[nodes.r2]");
+  new_router.replace(new_router.find("node = \"r\""), 10, "node = \"r2\"");
+  p = plan(before, new_router);
+  EXPECT_FALSE(p.live());
+  EXPECT_NE(format_plan(p).find("! node r removed: it runs the router"), std::string::npos)
+      << format_plan(p);
 }
 
 TEST(GraphPlan, CommandPrintsThePlanAndExitsByLiveness) {

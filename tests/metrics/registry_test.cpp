@@ -52,6 +52,25 @@ TEST(MetricsRegistry, SameNameAndLabelsGiveTheSameSeries) {
   EXPECT_NE(&a, &r.counter("moeflow_tokens_total", "Tokens.", {{"layer", "1"}}));
 }
 
+TEST(MetricsRegistry, HiddenSeriesLeaveTheOutputUntilAskedForAgain) {
+  Registry r;
+  Gauge& up_a = r.gauge("moeflow_peer_up", "Up.", {{"peer", "a"}});
+  r.gauge("moeflow_peer_up", "Up.", {{"peer", "b"}}).set(1);
+  r.counter("moeflow_link_bytes_total", "Bytes.", {{"peer", "a"}, {"channel", "data"}}).add(5);
+  r.hide("moeflow_peer_up", {{"peer", "a"}});
+  r.hide("moeflow_link_bytes_total", {{"peer", "a"}});
+  r.hide("moeflow_no_such_metric", {});
+  up_a.set(1);  // the reference stays valid
+  EXPECT_EQ(r.exposition(),
+            "# HELP moeflow_link_bytes_total Bytes.\n"
+            "# TYPE moeflow_link_bytes_total counter\n"
+            "# HELP moeflow_peer_up Up.\n"
+            "# TYPE moeflow_peer_up gauge\n"
+            "moeflow_peer_up{peer=\"b\"} 1\n");
+  EXPECT_EQ(&r.gauge("moeflow_peer_up", "Up.", {{"peer", "a"}}), &up_a);
+  EXPECT_NE(r.exposition().find("moeflow_peer_up{peer=\"a\"} 1\n"), std::string::npos);
+}
+
 TEST(MetricsRegistry, EscapesLabelValuesAndHelp) {
   EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
   EXPECT_EQ(escape_help("back\\slash \"quoted\"\nline"), "back\\\\slash \"quoted\"\\nline");
