@@ -5,7 +5,8 @@
 //
 // Applied live, between decode steps: experts moved, replicated or dropped among shards (on any
 // node of the graph: every node reads the file again and loads what it newly holds), shards added,
-// removed or moved between existing nodes, the [scheduler] limits and the [scaling] policy.
+// removed or moved between existing nodes, the [scheduler] limits, the [scaling] policy and the
+// [speculative] settings.
 // Everything else (the model, adding or removing nodes, addresses and ports, timeouts, metric
 // settings, devices) is listed with the reason a restart is needed; a reload that contains such a
 // change is refused as a whole and the old graph keeps serving.
