@@ -25,8 +25,15 @@ ExpertOwners owners_from_selections(const ModelConfig& cfg,
 
 void stop_pipeline(const LocalPipeline& p) {
   caf::anon_send_exit(p.scheduler, caf::exit_reason::user_shutdown);
+  if (p.speculator) caf::anon_send_exit(p.speculator, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(p.router, caf::exit_reason::user_shutdown);
   for (const auto& s : p.shards) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+}
+
+speculator_actor spawn_speculator(caf::actor_system& system, const router_actor& router,
+                                  const ModelConfig& config, const SpeculativeSettings& settings,
+                                  SpeculatorOptions options) {
+  return system.spawn<caf::detached>(make_speculator, router, config, settings, std::move(options));
 }
 
 LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesystem::path& model,
@@ -60,8 +67,19 @@ LocalPipeline spawn_local_pipeline(caf::actor_system& system, const std::filesys
           p.config.num_experts, options.routing.per_expert);
     p.shards.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));
   }
+  p.router_model = router_model;
   p.router = system.spawn(make_router, std::move(router_model), p.shards, std::move(owners),
                           router_options);
+  if (options.speculative) {
+    SpeculatorOptions speculator_options = options.speculator;
+    speculator_options.step_timeout = scheduler_options.step_timeout;
+    if (options.registry)
+      speculator_options.metrics = std::make_shared<SpeculativeMetrics>(options.registry);
+    p.speculator = spawn_speculator(system, p.router, p.config, *options.speculative,
+                                    std::move(speculator_options));
+    scheduler_options.speculator = p.speculator;
+    scheduler_options.speculative = options.speculative->enabled;
+  }
   p.scheduler = system.spawn(make_scheduler, p.router, p.config, scheduler_options);
   return p;
 }

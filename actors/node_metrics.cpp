@@ -20,13 +20,6 @@ void export_node_info(metrics::Registry& registry, const std::string& node, cons
       .set(value);
 }
 
-void export_speculative_metrics(metrics::Registry& registry) {
-  registry.gauge("moeflow_speculative_enabled", "1 while self-speculative decoding is on");
-  registry.counter("moeflow_speculative_drafted_tokens_total", "Draft tokens proposed");
-  registry.counter("moeflow_speculative_accepted_tokens_total",
-                   "Draft tokens the verifier accepted");
-}
-
 void count_graph_reload(metrics::Registry& registry, const std::string& result) {
   graph_reload_counter(registry, result).inc();
 }

@@ -15,10 +15,6 @@ namespace moeflow {
 void export_node_info(metrics::Registry& registry, const std::string& node, const std::string& role,
                       uint64_t graph_hash, uint64_t model_hash, double value = 1.0);
 
-// The speculative-decoding series, at 0 while speculation is off (so dashboards and alerts can
-// be set up before it is used).
-void export_speculative_metrics(metrics::Registry& registry);
-
 metrics::RoutingRecorderOptions routing_recorder_options(const MetricsSpec& spec);
 
 // moeflow_graph_reloads_total{result}: result is applied, refused or unchanged.

@@ -21,7 +21,9 @@ void finish_step(self_ptr self, const std::string& error) {
     result->vocab = st.model->config().vocab_size;
     result->logits.resize(st.plan.output_rows.size() * result->vocab);
     st.model->stage().logits(st.hidden.data(), st.plan.output_rows, result->logits.data());
+    result->rows = st.plan.layout.rows();
     result->layer_wait_us = std::move(st.layer_wait_us);
+    result->expert_use = std::move(st.expert_use);
     st.current.promise.deliver(StepResultPtr(std::move(result)));
   } else {
     // Roll back what this step appended to the caches; the sequences stay usable.
@@ -148,6 +150,11 @@ void send_slices(self_ptr self, std::vector<BatchSlice> slices) {
 void dispatch_layer(self_ptr self) {
   auto& st = self->state;
   const auto& owners = st.owners[st.layer];
+  if (!st.expert_use.empty()) {
+    const int64_t base = st.layer * st.model->config().num_experts;
+    for (int32_t e : st.batch->experts)
+      if (e >= 0) ++st.expert_use[base + e];
+  }
   for (int32_t e : st.batch->experts)
     if (e < 0 || e >= static_cast<int32_t>(owners.size()) || owners[e].empty())
       return finish_step(self, "layer " + std::to_string(st.layer) + ": expert " +
@@ -170,8 +177,9 @@ void run_layers(self_ptr self) {
   const ModelConfig& cfg = st.model->config();
   while (st.layer < cfg.num_layers) {
     try {
-      st.batch = std::make_shared<const TokenBatch>(st.model->stage().attend_and_route(
-          st.layer, st.plan.layout, st.hidden.data(), st.model->cache()));
+      st.batch = std::make_shared<const TokenBatch>(
+          st.model->stage().attend_and_route(st.layer, st.plan.layout, st.hidden.data(),
+                                             st.model->cache(), st.current.request->budget));
     } catch (const Error& e) {
       return finish_step(self, e.what());
     }
@@ -199,8 +207,15 @@ void start_next(self_ptr self) {
   st.busy = true;
   st.current = std::move(st.queue.front());
   st.queue.pop_front();
+  const StepRequest& request = *st.current.request;
+  const ModelConfig& cfg = st.model->config();
+  st.expert_use.clear();
   try {
-    st.plan = plan_step(st.current.request->sequences, st.model->cache(), false);
+    if (!request.budget.is_full()) {
+      validate(request.budget, cfg);
+      st.expert_use.assign(cfg.num_layers * cfg.num_experts, 0);
+    }
+    st.plan = plan_step(request.sequences, st.model->cache(), request.all_positions);
     st.hidden.assign(st.plan.layout.rows() * st.model->config().hidden_size, 0.0f);
     st.model->stage().embed(st.plan.tokens.data(), st.plan.layout.rows(), st.hidden.data());
   } catch (const Error& e) {
@@ -229,6 +244,9 @@ router_actor::behavior_type make_router(router_actor::stateful_pointer<router_st
         return promise;
       },
       [self](release_atom, uint64_t seq_id) { self->state.model->cache().release(seq_id); },
+      [self](truncate_atom, uint64_t seq_id, int64_t length) {
+        self->state.model->cache().truncate(seq_id, length);
+      },
       [self](placement_atom, const PlacementUpdatePtr& update) {
         auto& st = self->state;
         if (st.next_placement) st.placement_applied.deliver(false);  // superseded

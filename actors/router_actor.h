@@ -63,6 +63,7 @@ struct router_state {
   std::string failure;                // first error of the current layer
   std::chrono::steady_clock::time_point dispatched;
   std::vector<double> layer_wait_us;
+  std::vector<int64_t> expert_use;  // for a step with a budget (StepResult::expert_use)
 };
 
 router_actor::behavior_type make_router(router_actor::stateful_pointer<router_state> self,

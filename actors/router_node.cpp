@@ -10,6 +10,7 @@
 #include "actors/node_metrics.h"
 #include "actors/remote_shard_actor.h"
 #include "actors/router_metrics.h"
+#include "actors/speculative_settings.h"
 #include "core/error.h"
 #include "graph/graph_plan.h"
 #include "model/model_hash.h"
@@ -99,6 +100,7 @@ RouterNode::~RouterNode() {
     // The actors write metrics and use the bridge until they are gone.
     caf::scoped_actor self{*system};
     if (pipeline.scheduler) self->wait_for(pipeline.scheduler);
+    if (pipeline.speculator) self->wait_for(pipeline.speculator);
     if (pipeline.router) self->wait_for(pipeline.router);
     for (const auto& a : pipeline.shards) self->wait_for(a);
     for (const AddedReplica& r : added) self->wait_for(r.actor);
@@ -229,6 +231,11 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   self->send(pipeline.scheduler, configure_atom::value, next.scheduler.max_running,
              next.scheduler.max_waiting, next.scheduler.kv_budget_tokens,
              next.scheduler.prefill_chunk);
+  if (std::any_of(plan.settings.begin(), plan.settings.end(),
+                  [](const std::string& s) { return s.rfind("speculative.", 0) == 0; }))
+    self->send(pipeline.scheduler, configure_atom::value,
+               SpeculativeSettingsPtr(std::make_shared<SpeculativeSettings>(
+                   speculative_settings(next.speculative, cfg))));
   const std::string me = next.router_node().name;
   export_node_info(*registry, me, "router", old_hash, model_hash, 0.0);
   export_node_info(*registry, me, "router", new_hash, model_hash, 1.0);
@@ -263,7 +270,6 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
                     (router_model->compute_type() == ComputeType::bf16 ? 2.0 : 4.0) /
                     (1024.0 * 1024.0);
   export_node_info(*node->registry, me.name, "router", graph_hash(g), node->model_hash);
-  export_speculative_metrics(*node->registry);
   export_graph_reload_counters(*node->registry);
 
   // Every other node is a bridge peer (also one without shards now: a live change may give it
@@ -287,6 +293,15 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
   scheduler_options.metrics =
       std::make_shared<SchedulerMetrics>(node->registry, g.scheduler.max_running,
                                          g.scheduler.max_waiting, g.scheduler.kv_budget_tokens);
+  // Always there, so that a live graph change can turn speculation on.
+  SpeculatorOptions speculator_options;
+  speculator_options.step_timeout = scheduler_options.step_timeout;
+  speculator_options.metrics = std::make_shared<SpeculativeMetrics>(node->registry);
+  const SpeculativeSettings speculative = speculative_settings(g.speculative, cfg);
+  node->pipeline.speculator = spawn_speculator(system, node->pipeline.router, cfg, speculative,
+                                               std::move(speculator_options));
+  scheduler_options.speculator = node->pipeline.speculator;
+  scheduler_options.speculative = speculative.enabled;
   node->pipeline.scheduler =
       system.spawn(make_scheduler, node->pipeline.router, cfg, scheduler_options);
 

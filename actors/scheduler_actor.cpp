@@ -74,18 +74,44 @@ void admit(self_ptr self) {
   }
 }
 
-// Removes the sequences marked done or cancelled and frees their caches.
+// Removes the sequences marked done or cancelled and frees their caches (both, through the
+// speculator, for a speculated one).
 void retire(self_ptr self, const std::vector<uint64_t>& ids) {
   auto& st = self->state;
   for (uint64_t id : ids) {
     auto it = std::find_if(st.running.begin(), st.running.end(),
                            [id](const Sequence& s) { return s.seq_id == id; });
     if (it == st.running.end()) continue;
-    self->send(st.router, release_atom::value, id);
+    if (it->speculated)
+      self->send(st.options.speculator, release_atom::value, id);
+    else
+      self->send(st.router, release_atom::value, id);
     st.kv_reserved -= kv_need(*it);
     st.running.erase(it);
   }
   publish_queues(self);
+}
+
+Sequence* find_running(scheduler_state& st, uint64_t id) {
+  auto it = std::find_if(st.running.begin(), st.running.end(),
+                         [id](const Sequence& s) { return s.seq_id == id; });
+  return it == st.running.end() ? nullptr : &*it;
+}
+
+// Streams one new token; true when it ends the request (which is then delivered).
+bool take_token(const ModelConfig& cfg, Sequence& s, int32_t token) {
+  s.result.tokens.push_back(token);
+  if (s.sink) caf::anon_send(s.sink, token_atom::value, s.stream_id, token);
+  if (s.request->stop_at_eos && is_eos(cfg, token)) {
+    s.result.finish_reason = "stop";
+  } else if (static_cast<int64_t>(s.result.tokens.size()) >= s.request->max_tokens) {
+    s.result.finish_reason = "length";
+  } else {
+    s.pending = {token};
+    return false;
+  }
+  deliver(s);
+  return true;
 }
 
 void on_step_result(self_ptr self, const std::vector<std::pair<uint64_t, bool>>& stepped,
@@ -94,35 +120,121 @@ void on_step_result(self_ptr self, const std::vector<std::pair<uint64_t, bool>>&
   std::vector<uint64_t> done;
   for (size_t i = 0; i < stepped.size(); ++i) {
     const auto [id, sampled] = stepped[i];
-    auto it = std::find_if(st.running.begin(), st.running.end(),
-                           [id = id](const Sequence& s) { return s.seq_id == id; });
-    if (it == st.running.end()) continue;
-    if (it->cancelled) {
+    Sequence* s = find_running(st, id);
+    if (!s) continue;
+    if (s->cancelled) {
       done.push_back(id);
       continue;
     }
     if (!sampled) continue;  // still prefilling: these logits are not for a new token
     const int32_t token =
-        it->sampler.sample(result->logits.data() + i * result->vocab, result->vocab);
-    it->result.tokens.push_back(token);
-    if (it->sink) caf::anon_send(it->sink, token_atom::value, it->stream_id, token);
-    if (it->request->stop_at_eos && is_eos(st.config, token)) {
-      it->result.finish_reason = "stop";
-    } else if (static_cast<int64_t>(it->result.tokens.size()) >= it->request->max_tokens) {
-      it->result.finish_reason = "length";
-    } else {
-      it->pending = {token};
-      continue;
-    }
-    deliver(*it);
-    done.push_back(id);
+        s->sampler.sample(result->logits.data() + i * result->vocab, result->vocab);
+    if (take_token(st.config, *s, token)) done.push_back(id);
   }
   retire(self, done);
 }
 
+void on_round_result(self_ptr self, const SpeculativeRoundRequest& round,
+                     const SpeculativeRoundResult& result) {
+  auto& st = self->state;
+  std::vector<uint64_t> done;
+  for (size_t i = 0; i < round.sequences.size() && i < result.tokens.size(); ++i) {
+    const uint64_t id = round.sequences[i].seq_id;
+    Sequence* s = find_running(st, id);
+    if (!s) continue;
+    if (s->cancelled) {
+      done.push_back(id);
+      continue;
+    }
+    // Tokens after the one that ends the request are dropped.
+    for (int32_t token : result.tokens[i])
+      if (take_token(st.config, *s, token)) {
+        done.push_back(id);
+        break;
+      }
+  }
+  retire(self, done);
+}
+
+// Every request among `ids` ends with `why` (cancelled ones just leave); the others go on.
+void fail_all(self_ptr self, const std::vector<uint64_t>& ids, const std::string& why) {
+  for (auto& s : self->state.running)
+    if (std::find(ids.begin(), ids.end(), s.seq_id) != ids.end() && !s.cancelled) fail(s, why);
+  retire(self, ids);
+}
+
+void step(self_ptr self);
+
+// One reply (a router step or a speculative round) is in; the next step starts after the last.
+void answered(self_ptr self) {
+  if (--self->state.in_flight == 0) step(self);
+}
+
+bool speculating(const scheduler_state& st) {
+  return st.options.speculator && st.options.speculative;
+}
+
+// Hands a sequence whose prompt is prefilled to the speculator.
+void adopt(self_ptr self, Sequence& s) {
+  auto& st = self->state;
+  auto seq = std::make_shared<SpeculativeSequence>();
+  seq->seq_id = s.seq_id;
+  seq->tokens = s.request->prompt;
+  seq->tokens.insert(seq->tokens.end(), s.result.tokens.begin(), s.result.tokens.end());
+  seq->sampling = s.request->sampling;
+  if (s.request->stop_at_eos)
+    seq->stop_tokens.assign(st.config.eos_token_ids.begin(), st.config.eos_token_ids.end());
+  self->send(st.options.speculator, adopt_atom::value, SpeculativeSequencePtr(std::move(seq)));
+  s.speculated = true;
+}
+
+void send_round(self_ptr self, std::shared_ptr<SpeculativeRoundRequest> round) {
+  auto& st = self->state;
+  ++st.in_flight;
+  // A round is up to γ draft steps and a verify step.
+  const caf::timespan timeout = st.options.step_timeout * (kMaxDraftPositions + 2);
+  self->request(st.options.speculator, timeout, round_atom::value,
+                SpeculativeRoundRequestPtr(round))
+      .then(
+          [self, round](const SpeculativeRoundResultPtr& result) {
+            on_round_result(self, *round, *result);
+            answered(self);
+          },
+          [self, round](caf::error& err) {
+            std::vector<uint64_t> ids;
+            for (const SpeculativeRequest& r : round->sequences) ids.push_back(r.seq_id);
+            fail_all(self, ids, describe(err));
+            answered(self);
+          });
+}
+
+void send_step(self_ptr self, std::shared_ptr<StepRequest> request,
+               std::vector<std::pair<uint64_t, bool>> stepped) {
+  auto& st = self->state;
+  ++st.in_flight;
+  const auto started = std::chrono::steady_clock::now();
+  self->request(st.router, st.options.step_timeout, step_atom::value, StepRequestPtr(request))
+      .then(
+          [self, stepped, started](const StepResultPtr& result) {
+            if (self->state.options.metrics)
+              self->state.options.metrics->step_done(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                      .count());
+            on_step_result(self, stepped, result);
+            answered(self);
+          },
+          [self, stepped](caf::error& err) {
+            // Every request in the failed step ends with the error; later ones still run.
+            std::vector<uint64_t> ids;
+            for (const auto& [id, sampled] : stepped) ids.push_back(id);
+            fail_all(self, ids, describe(err));
+            answered(self);
+          });
+}
+
 void step(self_ptr self) {
   auto& st = self->state;
-  if (st.stepping) return;
+  if (st.in_flight > 0) return;
   std::vector<uint64_t> cancelled;
   for (const auto& s : st.running)
     if (s.cancelled) cancelled.push_back(s.seq_id);
@@ -131,10 +243,21 @@ void step(self_ptr self) {
   publish_queues(self);
   if (st.running.empty()) return;
   auto request = std::make_shared<StepRequest>();
+  auto round = std::make_shared<SpeculativeRoundRequest>();
   std::vector<std::pair<uint64_t, bool>> stepped;  // sequence, whether this step samples for it
   int64_t prefill_left = st.options.prefill_chunk;
   for (auto& s : st.running) {
     const bool decoding = s.pending.size() == 1 && !s.result.tokens.empty();
+    if (decoding && speculating(st)) {
+      if (!s.speculated) adopt(self, s);
+      round->sequences.push_back(
+          {s.seq_id, s.request->max_tokens - static_cast<int64_t>(s.result.tokens.size())});
+      continue;
+    }
+    if (s.speculated) {  // speculation was turned off: decode it plainly from here
+      self->send(st.options.speculator, forget_atom::value, s.seq_id);
+      s.speculated = false;
+    }
     int64_t take = static_cast<int64_t>(s.pending.size());
     if (!decoding) {
       if (prefill_left <= 0) continue;  // this prompt waits for the next step
@@ -145,32 +268,10 @@ void step(self_ptr self) {
     s.pending.erase(s.pending.begin(), s.pending.begin() + take);
     stepped.emplace_back(s.seq_id, s.pending.empty());
   }
-  st.stepping = true;
-  const auto started = std::chrono::steady_clock::now();
-  self->request(st.router, st.options.step_timeout, step_atom::value, StepRequestPtr(request))
-      .then(
-          [self, stepped, started](const StepResultPtr& result) {
-            if (self->state.options.metrics)
-              self->state.options.metrics->step_done(
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-                      .count());
-            on_step_result(self, stepped, result);
-            self->state.stepping = false;
-            step(self);
-          },
-          [self, stepped](caf::error& err) {
-            // Every request in the failed step ends with the error; later ones still run.
-            std::vector<uint64_t> ids;
-            for (auto& s : self->state.running)
-              for (const auto& [id, sampled] : stepped)
-                if (s.seq_id == id) {
-                  if (!s.cancelled) fail(s, describe(err));
-                  ids.push_back(id);
-                }
-            retire(self, ids);
-            self->state.stepping = false;
-            step(self);
-          });
+  // Both go out before either is answered: the router runs the prefill step between the
+  // round's steps.
+  if (!request->sequences.empty()) send_step(self, std::move(request), std::move(stepped));
+  if (!round->sequences.empty()) send_round(self, std::move(round));
 }
 
 // Queues a checked request; false (with the reason) when it is refused.
@@ -208,7 +309,7 @@ scheduler_actor::behavior_type make_scheduler(
   return {
       [self](generate_atom,
              const GenerationRequestPtr& request) -> caf::result<GenerationResultPtr> {
-        Sequence seq{0, request, Sampler({}), {}, {}, {}, {}, 0, false};
+        Sequence seq{0, request, Sampler({}), {}, {}, {}, {}, 0, false, false};
         seq.promise = self->make_response_promise<GenerationResultPtr>();
         auto promise = seq.promise;
         std::string why;
@@ -217,7 +318,7 @@ scheduler_actor::behavior_type make_scheduler(
       },
       [self](stream_atom, uint64_t id, const GenerationRequestPtr& request,
              const caf::actor& sink) {
-        Sequence seq{0, request, Sampler({}), {}, {}, {}, sink, id, false};
+        Sequence seq{0, request, Sampler({}), {}, {}, {}, sink, id, false, false};
         std::string why;
         if (!enqueue(self, std::move(seq), &why)) caf::anon_send(sink, fail_atom::value, id, why);
       },
@@ -243,6 +344,12 @@ scheduler_actor::behavior_type make_scheduler(
         o.prefill_chunk = prefill_chunk;
         if (o.metrics) o.metrics->limits(max_running, max_waiting, kv_budget_tokens);
         step(self);  // admits what the new limits allow
+      },
+      [self](configure_atom, const SpeculativeSettingsPtr& settings) {
+        auto& o = self->state.options;
+        o.speculative = settings->enabled;
+        if (o.speculator) self->send(o.speculator, configure_atom::value, settings);
+        step(self);
       },
   };
 }

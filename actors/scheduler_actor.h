@@ -6,6 +6,12 @@
 // or the KV-cache budget is used up; a full queue refuses new requests at once
 // ("overloaded: ..."). Finished and cancelled sequences leave and free their caches. A failed
 // step ends the requests in it with the error; the others go on.
+//
+// With a speculator and speculation on, a sequence whose prompt is prefilled (and whose first
+// token was sampled by a plain step) is handed to the speculator; from then on each step sends
+// one speculative round for all such sequences next to the router step for the prompts still
+// being prefilled. A round's tokens stream as they come; those after a stop token or beyond
+// max_tokens are dropped (the speculator already stops there).
 #include <caf/all.hpp>
 #include <chrono>
 #include <deque>
@@ -26,6 +32,8 @@ struct SchedulerOptions {
   int64_t kv_budget_tokens = 65536;           // prompt + max_tokens summed over running sequences
   int64_t prefill_chunk = 512;                // prompt tokens per step, over all sequences
   std::shared_ptr<SchedulerMetrics> metrics;  // null: metrics off
+  speculator_actor speculator;                // null: no speculation
+  bool speculative = false;                   // speculation on from the start
 };
 
 struct scheduler_state {
@@ -44,6 +52,7 @@ struct scheduler_state {
     caf::actor sink;
     uint64_t stream_id = 0;
     bool cancelled = false;
+    bool speculated = false;  // decoded by the speculator, which holds both of its caches
   };
 
   router_actor router;
@@ -52,7 +61,7 @@ struct scheduler_state {
   std::deque<Sequence> waiting;
   std::vector<Sequence> running;
   int64_t kv_reserved = 0;
-  bool stepping = false;
+  int in_flight = 0;  // router steps and speculative rounds sent, not yet answered
   uint64_t next_seq_id = 1;
 };
 

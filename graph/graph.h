@@ -101,6 +101,23 @@ struct ScalingSpec {
   SourceLocation where;
 };
 
+// Self-speculative decoding on the router node ([speculative], docs/speculative.md): the model with
+// a smaller expert budget drafts, the full model verifies.
+struct SpeculativeSpec {
+  bool enabled = false;
+  int64_t draft_top_k = 1;  // routed experts per token of the drafter; 0: the model's own
+  // The drafter's resident experts: one list per model layer, or (resident_shared) one list for
+  // every MoE layer; empty: every expert may be chosen.
+  std::vector<std::vector<int64_t>> resident;
+  bool resident_shared = false;
+  int64_t resident_count = 0;  // > 0: this many per MoE layer, chosen from observed draft routing
+  int64_t gamma = 4;           // draft tokens per round (fixed, or the adaptive start)
+  bool adaptive = true;        // γ and on/off from measured times
+  int64_t gamma_min = 1, gamma_max = 8;
+  int64_t draft_context = 32;  // a drafter further behind is rebuilt from this many tokens
+  SourceLocation where, draft_top_k_where, resident_where;
+};
+
 struct GraphSpec {
   std::filesystem::path file;
   ModelSpec model;
@@ -111,6 +128,7 @@ struct GraphSpec {
   TimeoutSpec timeouts;
   SchedulerSpec scheduler;
   ScalingSpec scaling;
+  SpeculativeSpec speculative;
   bool implicit_node = false;  // no [nodes.*]: everything runs in one process, node "local"
 
   const NodeSpec* find_node(std::string_view name) const;    // nullptr when there is none

@@ -11,6 +11,23 @@
 namespace moeflow {
 namespace {
 
+std::string speculative_fields(const SpeculativeSpec& sp) {
+  std::ostringstream out;
+  out << "speculative;" << sp.enabled << ',' << sp.draft_top_k << ',' << sp.resident_shared << ','
+      << sp.resident_count << ',' << sp.gamma << ',' << sp.adaptive << ',' << sp.gamma_min << ','
+      << sp.gamma_max << ',' << sp.draft_context << ';' << sp.resident.size() << ';';
+  for (const auto& layer : sp.resident) out << format_ranges(layer) << ';';
+  return out.str();
+}
+
+// Empty for the default settings, so that graphs without [speculative] keep the hash they had
+// before the section existed.
+std::string speculative_text(const SpeculativeSpec& sp) {
+  static const std::string defaults = speculative_fields(SpeculativeSpec{});
+  std::string text = speculative_fields(sp);
+  return text == defaults ? "" : text;
+}
+
 std::string canonical_text(const GraphSpec& g) {
   std::ostringstream out;
   // Lengths before strings, so that no value can imitate a field boundary.
@@ -43,6 +60,7 @@ std::string canonical_text(const GraphSpec& g) {
       << g.scheduler.prefill_chunk << ';' << g.scaling.enabled << ',' << g.scaling.policy << ','
       << g.scaling.hot_load << ',' << g.scaling.cold_load << ',' << g.scaling.max_replicas << ','
       << g.scaling.memory_mb << ',' << g.scaling.window_ms << ',' << g.scaling.cooldown_ms << ';';
+  out << speculative_text(g.speculative);
   return out.str();
 }
 

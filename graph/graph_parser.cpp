@@ -14,8 +14,12 @@
 namespace moeflow::graph_detail {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"model",  "api",      "metrics",   "nodes",
-                                                "shards", "timeouts", "scheduler", "scaling"};
+const std::vector<std::string> kTopLevelKeys = {"model",     "api",     "metrics",
+                                                "nodes",     "shards",  "timeouts",
+                                                "scheduler", "scaling", "speculative"};
+const std::vector<std::string> kSpeculativeKeys = {"enabled",   "draft_top_k",  "resident",
+                                                   "gamma",     "adaptive",     "gamma_min",
+                                                   "gamma_max", "draft_context"};
 const std::vector<std::string> kScalingKeys = {"enabled",   "policy",       "hot_load",
                                                "cold_load", "max_replicas", "memory_mb",
                                                "window_ms", "cooldown_ms"};
@@ -102,6 +106,7 @@ class Parser {
     read_timeouts(root);
     read_scheduler(root);
     read_scaling(root);
+    read_speculative(root);
     read_nodes(root);
     read_shards(root);
   }
@@ -425,6 +430,124 @@ class Parser {
     count("memory_mb", 0, int64_t{1} << 30, sc.memory_mb);
     count("window_ms", 10, kTimeoutMaxMs, sc.window_ms);
     count("cooldown_ms", 0, kTimeoutMaxMs, sc.cooldown_ms);
+  }
+
+  void read_speculative(const toml::table& root) {
+    SpeculativeSpec& sp = out_.spec.speculative;
+    const std::string context = "[speculative]";
+    const toml::table* t =
+        get_table(root, "speculative", "write [speculative] with enabled = true");
+    if (!t) return;
+    sp.where = sp.draft_top_k_where = sp.resident_where = at(t->source());
+    check_keys(*t, context, kSpeculativeKeys);
+    if (const toml::node* b = typed(*t, "enabled", context, toml::node_type::boolean))
+      sp.enabled = b->as_boolean()->get();
+    if (const toml::node* b = typed(*t, "adaptive", context, toml::node_type::boolean))
+      sp.adaptive = b->as_boolean()->get();
+    const auto count = [&](const char* key, int64_t low, int64_t high, int64_t& value,
+                           const char* hint) -> const toml::node* {
+      const toml::node* n = typed(*t, key, context, toml::node_type::integer);
+      if (!n) return nullptr;
+      const int64_t v = n->as_integer()->get();
+      if (v < low || v > high) {
+        error(at(n->source()),
+              std::string(key) + " " + std::to_string(v) + " in " + context + " is outside " +
+                  std::to_string(low) + "-" + std::to_string(high),
+              hint);
+        return nullptr;
+      }
+      value = v;
+      return n;
+    };
+    if (const toml::node* n = count("draft_top_k", 0, kRangeIdMax, sp.draft_top_k,
+                                    "routed experts per draft token; 0 keeps the model's top-k"))
+      sp.draft_top_k_where = at(n->source());
+    const char* gamma_hint = "draft tokens per round, 1-8";
+    const toml::node* gamma = count("gamma", 1, 8, sp.gamma, gamma_hint);
+    const toml::node* low = count("gamma_min", 1, 8, sp.gamma_min, gamma_hint);
+    const toml::node* high = count("gamma_max", 1, 8, sp.gamma_max, gamma_hint);
+    count("draft_context", 0, int64_t{1} << 20, sp.draft_context,
+          "tokens a lagging drafter is rebuilt from; 0: always catch up completely");
+    if (sp.gamma_min > sp.gamma_max)
+      error(at((high  ? high
+                : low ? low
+                      : t)
+                   ->source()),
+            "gamma_min (" + std::to_string(sp.gamma_min) + ") in " + context +
+                " is above gamma_max (" + std::to_string(sp.gamma_max) + ")",
+            "the adaptive controller picks γ in [gamma_min, gamma_max]");
+    else if (sp.gamma < sp.gamma_min || sp.gamma > sp.gamma_max)
+      error(at((gamma ? gamma : t)->source()),
+            "gamma (" + std::to_string(sp.gamma) + ") in " + context + " is outside gamma_min-" +
+                "gamma_max (" + std::to_string(sp.gamma_min) + "-" + std::to_string(sp.gamma_max) +
+                ")",
+            "gamma is the fixed γ, or where the adaptive controller starts");
+    read_resident(*t, context, sp);
+  }
+
+  // resident = 4 (chosen from observed routing), "0-3" (every MoE layer) or ["0-3", "4-7", ...]
+  // (one range string per model layer).
+  void read_resident(const toml::table& t, const std::string& context, SpeculativeSpec& sp) {
+    const toml::node* n = t.get("resident");
+    if (!n) return;
+    sp.resident_where = at(n->source());
+    const std::string hint =
+        "an expert count per layer (chosen from observed routing), a range such as \"0-3\" for "
+        "every MoE layer, or one range string per layer";
+    if (const auto* i = n->as_integer()) {
+      if (i->get() < 1 || i->get() > kRangeIdMax)
+        error(sp.resident_where,
+              "resident " + std::to_string(i->get()) + " in " + context + " must be positive",
+              hint);
+      else
+        sp.resident_count = i->get();
+      return;
+    }
+    std::vector<const toml::node*> items;
+    if (n->is_string()) {
+      sp.resident_shared = true;
+      items.push_back(n);
+    } else if (const toml::array* a = n->as_array()) {
+      for (const toml::node& item : *a) items.push_back(&item);
+    } else {
+      error(sp.resident_where,
+            "resident in " + context +
+                " must be an integer, a string or an array of strings, "
+                "not " +
+                type_name(n->type()),
+            hint);
+      return;
+    }
+    for (const toml::node* item : items) {
+      if (!item->is_string()) {
+        error(at(item->source()),
+              "resident in " + context + ": each layer's entry must be a string, not " +
+                  type_name(item->type()),
+              hint);
+        sp.resident.clear();
+        return;
+      }
+      const std::string& text = item->as_string()->get();
+      if (text.empty() && !sp.resident_shared) {  // a dense layer's entry (or a mistake)
+        sp.resident.emplace_back();
+        continue;
+      }
+      const auto parsed = parse_ranges(text);
+      if (const RangeError* e = std::get_if<RangeError>(&parsed)) {
+        error(at(item->source()), "resident in " + context + ": " + e->message, e->hint);
+        sp.resident.clear();
+        return;
+      }
+      const RangeList& list = std::get<RangeList>(parsed);
+      if (list.all) {
+        error(at(item->source()),
+              "resident in " + context + ": \"all\" is every expert, no resident set",
+              "leave resident out to draft over every expert");
+        sp.resident.clear();
+        return;
+      }
+      sp.resident.push_back(list.ids);
+    }
   }
 
   // The children of [nodes] or [shards], each checked to be a table with a usable name.

@@ -51,6 +51,27 @@ void compare_nodes(const GraphSpec& before, const GraphSpec& after, GraphPlan& p
   }
 }
 
+std::string resident_text(const SpeculativeSpec& sp) {
+  if (sp.resident_count > 0) return std::to_string(sp.resident_count) + " (observed)";
+  if (sp.resident.empty()) return "every expert";
+  std::string out;
+  for (const auto& layer : sp.resident) out += (out.empty() ? "" : " | ") + format_ranges(layer);
+  return sp.resident_shared ? out : "[" + out + "]";
+}
+
+// [speculative] is applied live: the speculator takes the new settings between two rounds.
+void compare_speculative(const SpeculativeSpec& b, const SpeculativeSpec& a,
+                         std::vector<std::string>& out) {
+  compare(out, "speculative.enabled", b.enabled, a.enabled);
+  compare(out, "speculative.draft_top_k", b.draft_top_k, a.draft_top_k);
+  compare(out, "speculative.resident", resident_text(b), resident_text(a));
+  compare(out, "speculative.gamma", b.gamma, a.gamma);
+  compare(out, "speculative.adaptive", b.adaptive, a.adaptive);
+  compare(out, "speculative.gamma_min", b.gamma_min, a.gamma_min);
+  compare(out, "speculative.gamma_max", b.gamma_max, a.gamma_max);
+  compare(out, "speculative.draft_context", b.draft_context, a.draft_context);
+}
+
 void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
   compare(plan.settings, "scheduler.max_running", b.scheduler.max_running, a.scheduler.max_running);
   compare(plan.settings, "scheduler.max_waiting", b.scheduler.max_waiting, a.scheduler.max_waiting);
@@ -66,6 +87,7 @@ void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
   compare(plan.settings, "scaling.memory_mb", b.scaling.memory_mb, a.scaling.memory_mb);
   compare(plan.settings, "scaling.window_ms", b.scaling.window_ms, a.scaling.window_ms);
   compare(plan.settings, "scaling.cooldown_ms", b.scaling.cooldown_ms, a.scaling.cooldown_ms);
+  compare_speculative(b.speculative, a.speculative, plan.settings);
   std::vector<std::string> restart;
   compare(restart, "model.path", b.model.path.string(), a.model.path.string());
   compare(restart, "model.dtype", b.model.dtype, a.model.dtype);

@@ -92,10 +92,60 @@ void check_coverage(const GraphSpec& g, const ModelConfig& model, std::vector<Di
   }
 }
 
+// [speculative]: the draft budget must be one the model can honour, and smaller than the model.
+void check_speculative(const SpeculativeSpec& sp, const ModelConfig& model,
+                       std::vector<Diagnostic>& out) {
+  const std::string top_k = std::to_string(model.top_k);
+  if (sp.draft_top_k > model.top_k)
+    out.push_back({sp.draft_top_k_where,
+                   "draft_top_k " + std::to_string(sp.draft_top_k) +
+                       " in [speculative] is above the model's top-k of " + top_k,
+                   "a drafter routes each token to fewer experts than the model: 1-" + top_k});
+  const bool full_top_k = sp.draft_top_k == 0 || sp.draft_top_k == model.top_k;
+  if (sp.enabled && full_top_k && sp.resident.empty() && sp.resident_count == 0)
+    out.push_back({sp.draft_top_k_where,
+                   "[speculative]: the drafter would be the full model (top-k " + top_k +
+                       ", every expert resident)",
+                   "set draft_top_k below " + top_k + " or give a resident set"});
+  if (sp.resident_count > model.num_experts)
+    out.push_back({sp.resident_where,
+                   "resident " + std::to_string(sp.resident_count) +
+                       " in [speculative] is more than the model's " +
+                       std::to_string(model.num_experts) + " experts per layer",
+                   "a count of experts per MoE layer"});
+  if (sp.resident.empty()) return;
+  if (!sp.resident_shared && static_cast<int64_t>(sp.resident.size()) != model.num_layers) {
+    out.push_back({sp.resident_where,
+                   "resident in [speculative] lists " + std::to_string(sp.resident.size()) +
+                       " layers, the model has " + std::to_string(model.num_layers),
+                   "one range string per layer (dense layers' entries are ignored), or one "
+                   "string for every MoE layer"});
+    return;
+  }
+  for (size_t i = 0; i < sp.resident.size(); ++i) {
+    const bool moe = sp.resident_shared || model.layer_is_moe[i];
+    std::vector<int64_t> bad;
+    for (int64_t e : sp.resident[i])
+      if (e >= model.num_experts) bad.push_back(e);
+    const std::string layer = sp.resident_shared ? "" : " layer " + std::to_string(i) + ":";
+    if (!bad.empty())
+      out.push_back({sp.resident_where,
+                     "resident in [speculative]" + layer + " " + subject("expert", bad) +
+                         " outside the model, which has " + std::to_string(model.num_experts) +
+                         " experts per MoE layer (" + count_range(model.num_experts) + ")",
+                     "experts count from 0"});
+    else if (moe && sp.resident[i].empty())
+      out.push_back({sp.resident_where,
+                     "resident in [speculative]" + layer + " an MoE layer with no resident expert",
+                     "give every MoE layer at least one"});
+  }
+}
+
 }  // namespace
 
 void check_against_model(const GraphSpec& g, const ModelConfig& model, bool coverage,
                          std::vector<Diagnostic>& out) {
+  check_speculative(g.speculative, model, out);
   for (const ShardSpec& s : g.shards) check_shard_ids(s, model, out);
   if (coverage) check_coverage(g, model, out);
 }

@@ -10,6 +10,7 @@
 
 #include "model/expert_budget.h"
 #include "model/expert_shard.h"
+#include "model/forward_backend.h"
 #include "model/router_model.h"
 #include "model/step_plan.h"
 
@@ -31,12 +32,12 @@ struct StepStats {
   std::vector<int64_t> expert_use;
 };
 
-class Engine {
+class Engine : public ForwardBackend {
  public:
   // Opens and validates the checkpoint, loads the weights. Throws moeflow::Error.
   static std::unique_ptr<Engine> load(const std::filesystem::path& dir, const EngineOptions& opts);
 
-  const ModelConfig& config() const { return router_->config(); }
+  const ModelConfig& config() const override { return router_->config(); }
   const Checkpoint& checkpoint() const { return router_->checkpoint(); }
   ComputeType compute_type() const { return router_->compute_type(); }
 
@@ -45,11 +46,15 @@ class Engine {
   // with fewer experts (a draft of this model, model/expert_budget.h); throws moeflow::Error for
   // one the model cannot honour.
   std::vector<float> forward(const std::vector<SequenceTokens>& batch, bool all_positions = false,
-                             StepStats* stats = nullptr, const ExpertBudget& budget = {});
+                             StepStats* stats = nullptr, const ExpertBudget& budget = {}) override;
 
-  int64_t sequence_length(uint64_t seq_id) const { return router_->cache().length(seq_id); }
-  void release(uint64_t seq_id) { router_->cache().release(seq_id); }
-  void truncate(uint64_t seq_id, int64_t length) { router_->cache().truncate(seq_id, length); }
+  int64_t sequence_length(uint64_t seq_id) const override {
+    return router_->cache().length(seq_id);
+  }
+  void release(uint64_t seq_id) override { router_->cache().release(seq_id); }
+  void truncate(uint64_t seq_id, int64_t length) override {
+    router_->cache().truncate(seq_id, length);
+  }
 
  private:
   Engine() = default;

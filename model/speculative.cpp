@@ -29,7 +29,7 @@ ControllerOptions with_draft_context(ControllerOptions control, int64_t draft_co
 
 }  // namespace
 
-SpeculativeDecoder::SpeculativeDecoder(Engine& engine, const SpeculativeOptions& opts)
+SpeculativeDecoder::SpeculativeDecoder(ForwardBackend& engine, const SpeculativeOptions& opts)
     : engine_(engine),
       opts_(opts),
       controller_(with_draft_context(opts.control, opts.draft_context)) {
@@ -49,8 +49,11 @@ void SpeculativeDecoder::add(uint64_t seq_id, std::vector<int32_t> prompt,
   if (seq_id & kDraftBit) throw Error(what + ": ids with the top bit set are the drafter's");
   if (prompt.empty()) throw Error(what + ": empty prompt");
   if (sequences_.count(seq_id)) throw Error(what + " was already added");
-  if (engine_.sequence_length(seq_id) != 0 || engine_.sequence_length(draft_id(seq_id)) != 0)
-    throw Error(what + " already has cached tokens in the engine");
+  if (engine_.sequence_length(seq_id) >= static_cast<int64_t>(prompt.size()))
+    throw Error(what + " already has " + std::to_string(engine_.sequence_length(seq_id)) +
+                " cached tokens, at most " + std::to_string(prompt.size() - 1) + " may be");
+  if (engine_.sequence_length(draft_id(seq_id)) != 0)
+    throw Error(what + ": the drafter's cache is not empty");
   Sequence s{std::move(prompt),
              Sampler(sampling),
              std::mt19937_64(sampling.seed),
@@ -66,6 +69,11 @@ void SpeculativeDecoder::add(uint64_t seq_id, std::vector<int32_t> prompt,
 void SpeculativeDecoder::finish(uint64_t seq_id) {
   sequences_.erase(seq_id);
   engine_.release(seq_id);
+  engine_.release(draft_id(seq_id));
+}
+
+void SpeculativeDecoder::forget(uint64_t seq_id) {
+  sequences_.erase(seq_id);
   engine_.release(draft_id(seq_id));
 }
 

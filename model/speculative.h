@@ -1,10 +1,11 @@
 #pragma once
-// Self-speculative decoding over one Engine: the same MoE with a smaller expert budget (e.g.
+// Self-speculative decoding over one model (a ForwardBackend: an in-process Engine, or the router
+// and its expert shards through RouterBackend): the same MoE with a smaller expert budget (e.g.
 // top-1 instead of top-2, or only a resident set of experts) drafts γ tokens per sequence, and the
 // full model verifies all of them in one batched pass. Greedy output is token for token that of
 // plain greedy decoding; sampled output follows exactly the full model's distribution.
 //
-// Each sequence keeps two sets of KV rows in the engine's cache: the full model's under its own
+// Each sequence keeps two sets of KV rows in the backend's cache: the full model's under its own
 // id, the drafter's under draft_id(id) — past layer 0 the drafter's keys and values differ from
 // the full model's, so they are never mixed. Both are rolled back past the first rejected token.
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include "model/engine.h"
 #include "model/expert_budget.h"
+#include "model/forward_backend.h"
 #include "model/sampler.h"
 #include "model/speculative_controller.h"
 #include "model/speculative_rule.h"
@@ -39,10 +41,13 @@ struct SpeculativeRequest {
 class SpeculativeDecoder {
  public:
   // Throws moeflow::Error for a budget the model cannot honour or bad controller options.
-  SpeculativeDecoder(Engine& engine, const SpeculativeOptions& opts);
+  SpeculativeDecoder(ForwardBackend& engine, const SpeculativeOptions& opts);
 
   // Registers a sequence; nothing runs until step(). Its prompt (at least one token) is
-  // prefilled by the first step, whose first token is already verified speculatively.
+  // prefilled by the first step, whose first token is already verified speculatively. The full
+  // cache may already hold a prefix of the prompt, but not its last token (a server prefills the
+  // prompt and samples the first token plainly, then hands prompt + token here); the drafter's
+  // cache must be empty.
   // `stop_tokens` end the sequence: a round never emits tokens after one.
   void add(uint64_t seq_id, std::vector<int32_t> prompt, const SamplingParams& sampling,
            std::vector<int64_t> stop_tokens = {});
@@ -54,6 +59,13 @@ class SpeculativeDecoder {
 
   // Frees both caches of a sequence.
   void finish(uint64_t seq_id);
+
+  // Forgets a sequence and frees only the drafter's cache: the caller goes on decoding it plainly
+  // (the full cache holds every token of tokens(seq_id) but the last).
+  void forget(uint64_t seq_id);
+
+  // Prompt and output so far. Throws moeflow::Error for a sequence never added.
+  const std::vector<int32_t>& tokens(uint64_t seq_id) { return sequence(seq_id).tokens; }
 
   const SpeculativeStats& stats() const { return stats_; }
   const SpeculationController& controller() const { return controller_; }
@@ -90,7 +102,7 @@ class SpeculativeDecoder {
   // Appends `out` to the sequence, cut after a stop token.
   void emit(Sequence& s, std::vector<int32_t>& out);
 
-  Engine& engine_;
+  ForwardBackend& engine_;
   SpeculativeOptions opts_;
   SpeculationController controller_;
   std::unordered_map<uint64_t, Sequence> sequences_;

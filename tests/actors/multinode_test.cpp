@@ -118,6 +118,23 @@ TEST_F(ThreeNodes, DeepseekGivesReferenceGreedyTokens) {
   expect_reference_tokens();
 }
 
+// Speculation turned on live: draft and verify steps go to the expert nodes' shards over ZeroMQ
+// (the drafter's top-1 as fewer pairs), and greedy output stays the reference.
+TEST_F(ThreeNodes, SpeculativeDecodingThroughRemoteShardsGivesReferenceTokens) {
+  start("mixtral");
+  auto settings = std::make_shared<SpeculativeSettings>();
+  settings->enabled = true;
+  settings->options.draft.top_k = 1;
+  settings->options.control.adaptive = false;
+  settings->options.control.gamma = 3;
+  caf::scoped_actor self{system_};
+  self->send(node_->pipeline.scheduler, configure_atom::value, SpeculativeSettingsPtr(settings));
+  expect_reference_tokens();
+  const std::string text = node_->registry->exposition();
+  EXPECT_GT(test_support::metric_sum(text, "moeflow_speculative_drafted_tokens_total"), 0.0);
+  EXPECT_EQ(test_support::metric_sample(text, "moeflow_speculative_enabled"), 1.0);
+}
+
 // SIGKILL an expert node while a request needs it: the request ends with an error naming the
 // node within a bounded time; the router keeps running; once the node is back, new requests
 // succeed without restarting anything else.
