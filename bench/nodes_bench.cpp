@@ -14,8 +14,8 @@
 #include "actors/actor_system_setup.h"
 #include "actors/router_node.h"
 #include "bench/bench_clock.h"
+#include "bench/expert_nodes.h"
 #include "bench/router_steps.h"
-#include "core/child_process.h"
 #include "model/sampler.h"
 #include "transport/endpoint.h"
 
@@ -54,13 +54,7 @@ struct Measurement {
 Measurement measure(const std::string& graph_file, const NodesBenchOptions& opts,
                     const fs::path& logs) {
   const GraphSpec graph = load_graph(graph_file);
-  std::vector<std::unique_ptr<ChildProcess>> children;
-  for (const NodeSpec& n : graph.nodes)
-    if (!n.router)
-      children.push_back(std::make_unique<ChildProcess>(
-          fs::read_symlink("/proc/self/exe").string(),
-          std::vector<std::string>{"serve", "--graph", graph_file, "--node", n.name},
-          logs / (n.name + ".log")));
+  ExpertNodes children(graph, graph_file, logs);
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
   auto node = start_router_node(system, graph, std::chrono::minutes(2));
@@ -86,10 +80,6 @@ Measurement measure(const std::string& graph_file, const NodesBenchOptions& opts
   m.wait_median_us = percentile(waits, 0.5);
   m.wait_p99_us = percentile(waits, 0.99);
   node.reset();
-  for (auto& c : children) {
-    c->signal(SIGTERM);
-    c->wait();
-  }
   return m;
 }
 

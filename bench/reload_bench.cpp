@@ -13,7 +13,7 @@
 #include "actors/graph_reloader.h"
 #include "actors/router_node.h"
 #include "bench/bench_clock.h"
-#include "core/child_process.h"
+#include "bench/expert_nodes.h"
 #include "core/error.h"
 #include "model/expert_shard.h"
 #include "transport/endpoint.h"
@@ -64,12 +64,7 @@ int run_reload_bench(const ReloadBenchOptions& opts) {
   const int half = experts / 2;
   write_graph(layout, half, experts);
 
-  std::vector<std::unique_ptr<ChildProcess>> children;
-  for (const char* name : {"experts-a", "experts-b"})
-    children.push_back(std::make_unique<ChildProcess>(
-        fs::read_symlink("/proc/self/exe").string(),
-        std::vector<std::string>{"serve", "--graph", layout.file.string(), "--node", name},
-        dir / (std::string(name) + ".log")));
+  ExpertNodes children(load_graph(layout.file), layout.file, dir);
   ActorSystemConfig system_cfg;
   caf::actor_system system{system_cfg};
   auto node = start_router_node(system, load_graph(layout.file), std::chrono::minutes(2));
@@ -131,10 +126,6 @@ int run_reload_bench(const ReloadBenchOptions& opts) {
       "500 ms by default) to report the new graph before it swaps between two steps. Bar: under "
       "2 s excluding weight loading.\n");
   node.reset();
-  for (auto& c : children) {
-    c->signal(SIGTERM);
-    c->wait();
-  }
   return 0;
 }
 

@@ -17,8 +17,8 @@
 #include "actors/autoscaler.h"
 #include "actors/router_node.h"
 #include "bench/bench_clock.h"
+#include "bench/expert_nodes.h"
 #include "bench/machine_limits.h"
-#include "core/child_process.h"
 #include "core/error.h"
 #include "model/parameter_count.h"
 #include "transport/endpoint.h"
@@ -115,13 +115,7 @@ Result measure(const fs::path& dir, const std::string& policy, const ScalingBenc
     write_scaling(out, policy);
   }
   const GraphSpec graph = load_graph(file);
-  std::vector<std::unique_ptr<ChildProcess>> children;
-  for (const NodeSpec& n : graph.nodes)
-    if (!n.router)
-      children.push_back(std::make_unique<ChildProcess>(
-          fs::read_symlink("/proc/self/exe").string(),
-          std::vector<std::string>{"serve", "--graph", file.string(), "--node", n.name},
-          dir / (policy + "-" + n.name + ".log")));
+  ExpertNodes children(graph, file, dir, policy + "-");
   Result r;
   {
     ActorSystemConfig cfg;
@@ -141,10 +135,6 @@ Result measure(const fs::path& dir, const std::string& policy, const ScalingBenc
     for (int64_t i = 0; i < o.rounds; ++i)
       seconds += run_round(system, node->pipeline.scheduler, o);
     r.tokens_per_s = static_cast<double>(o.rounds * o.batch * (o.prompt + o.tokens)) / seconds;
-  }
-  for (auto& c : children) {
-    c->signal(SIGTERM);
-    c->wait();
   }
   return r;
 }

@@ -39,6 +39,7 @@ class LiveReconfig : public ::testing::Test {
         *node_, nullptr, 20s, [this](const std::string& line) { log_.push_back(line); });
   }
   void TearDown() override {
+    if (traffic_.joinable()) stop_traffic();  // a failed assertion left it running
     reloader_.reset();
     node_.reset();
     if (HasFailure()) {
@@ -96,6 +97,24 @@ class LiveReconfig : public ::testing::Test {
     }
   }
 
+  // sixteen_streams() round after round on a thread of its own, until stop_traffic().
+  void start_traffic() {
+    traffic_ = std::thread([this] {
+      while (!stop_) {
+        sixteen_streams();
+        ++rounds_;
+      }
+    });
+  }
+  void wait_rounds(int more) {
+    const int until = rounds_ + more;
+    while (rounds_ < until) std::this_thread::sleep_for(1ms);
+  }
+  void stop_traffic() {
+    stop_ = true;
+    traffic_.join();
+  }
+
   double reloads(const std::string& result) {
     return test_support::metric_sum(node_->registry->exposition(), "moeflow_graph_reloads_total",
                                     {{"result", result}});
@@ -123,26 +142,20 @@ class LiveReconfig : public ::testing::Test {
   std::unique_ptr<RouterNode> node_;
   std::unique_ptr<RouterGraphReloader> reloader_;
   std::vector<std::string> log_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> rounds_{0};
+  std::thread traffic_;
 };
 
 TEST_F(LiveReconfig, MovingExpertsBetweenNodesWhile16ClientsStreamKeepsEveryToken) {
   const uint64_t first_graph = graph_hash(node_->graph);
-  std::atomic<bool> stop{false};
-  std::atomic<int> rounds{0};
-  std::thread traffic([&] {
-    while (!stop) {
-      sixteen_streams();
-      ++rounds;
-    }
-  });
-  while (rounds < 1) std::this_thread::sleep_for(1ms);
+  start_traffic();
+  wait_rounds(1);
   // Experts 2 and 3 of every layer move from experts-a to experts-b.
   write_graph("0-1", "2-7");
   const bool applied = reload_until("applied");
-  const int rounds_at_swap = rounds;
-  while (rounds < rounds_at_swap + 2) std::this_thread::sleep_for(1ms);
-  stop = true;
-  traffic.join();
+  wait_rounds(2);
+  stop_traffic();
   ASSERT_TRUE(applied);
   EXPECT_NE(graph_hash(node_->graph), first_graph);
   std::string waiting;
@@ -168,18 +181,7 @@ TEST_F(LiveReconfig, MovingExpertsBetweenNodesWhile16ClientsStreamKeepsEveryToke
 // An expert node leaves the deployment and another joins it while 16 requests at a time stream:
 // no process restarts, no request fails over, every token is the reference.
 TEST_F(LiveReconfig, ExpertNodesLeaveAndJoinWhileClientsStream) {
-  std::atomic<bool> stop{false};
-  std::atomic<int> rounds{0};
-  std::thread traffic([&] {
-    while (!stop) {
-      sixteen_streams();
-      ++rounds;
-    }
-  });
-  auto wait_rounds = [&](int more) {
-    const int until = rounds + more;
-    while (rounds < until) std::this_thread::sleep_for(1ms);
-  };
+  start_traffic();
   wait_rounds(1);
   // experts-a leaves: experts-b takes every expert; then experts-a is stopped.
   write_graph("", "0-7", "", {"experts-b"});
@@ -203,8 +205,7 @@ TEST_F(LiveReconfig, ExpertNodesLeaveAndJoinWhileClientsStream) {
   ASSERT_TRUE(reload_until("applied"));
   EXPECT_EQ(node_->peer_of.count("experts-a"), 1u);
   wait_rounds(2);
-  stop = true;
-  traffic.join();
+  stop_traffic();
   std::string waiting;
   EXPECT_TRUE(node_->bridge->peers_run(graph_hash(node_->graph), &waiting)) << waiting;
   EXPECT_EQ(
