@@ -116,6 +116,18 @@ std::vector<ScalingAction> Autoscaler::poll() {
 
     Candidates c = candidates();
     c.load.tokens = in.tokens;
+    if (spec.node_memory_mb > 0 && node_.expert_mb > 0) {
+      // Each node's own budget, less what it already holds or is loading.
+      const int cap = static_cast<int>(static_cast<double>(spec.node_memory_mb) / node_.expert_mb);
+      c.load.room.assign(c.names.size(), cap);
+      auto take = [&](const std::string& node) {
+        const auto it = std::find(c.names.begin(), c.names.end(), node);
+        if (it != c.names.end()) --c.load.room[static_cast<size_t>(it - c.names.begin())];
+      };
+      for (const auto& r : node_.added)
+        take(r.node.empty() ? node_.graph.router_node().name : r.node);
+      for (const auto& l : loading_) take(l.node);
+    }
     const std::vector<int> targets = place_replicas(actions, c.load);
     const std::string& me = node_.graph.router_node().name;
     const bool single_process = node_.peer_of.empty();
@@ -132,7 +144,7 @@ std::vector<ScalingAction> Autoscaler::poll() {
       } else {
         count("failed", a.reason);
         log_("autoscaler: no node can take a replica of " + describe_expert(a.layer, a.expert) +
-             " (every node with shards holds it)");
+             " (every node with shards holds it or has no room in node_memory_mb)");
       }
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
@@ -98,14 +99,15 @@ class ExpertNodeServer {
                   " runs the router: drive it with `moeflow generate --graph` (the HTTP "
                   "gateway arrives in a later milestone)");
     ours_.node_name = node_;
-    ours_.node_id = node_index();
+    ours_.node_id = node_index(g);
     ours_.graph_hash = graph_hash(g);
     ours_.model_hash = model_hash(Checkpoint::open(g.model.path));
     export_node_info(*registry_, node_, "expert", ours_.graph_hash, ours_.model_hash);
     export_graph_reload_counters(*registry_);
-    current_.graph = g;
-    current_.hash = ours_.graph_hash;
-    current_.shards = load_local_shards(system_, g, cfg_, node_, registry_);
+    Served& first = served_.emplace_back();
+    first.graph = g;
+    first.hash = ours_.graph_hash;
+    first.shards = load_local_shards(system_, g, cfg_, node_, registry_);
     added_ = std::make_unique<AddedReplicaSet>(system_, g, cfg_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
@@ -118,9 +120,8 @@ class ExpertNodeServer {
     if (loading_.joinable()) loading_.join();
     added_.reset();
     self_.reset();
-    for (const Served* s : {&current_, &previous_})
-      for (const auto& a : s->shards.actors)
-        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (const Served& s : served_)
+      for (const auto& a : s.shards.actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     if (next_)
       for (const auto& a : next_->shards.actors)
         caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -150,7 +151,7 @@ class ExpertNodeServer {
     }
     LinkMetrics control_metrics(*registry_, "any", "control");
     LinkMetrics data_metrics(*registry_, "any", "data");
-    log(node_, "serving " + std::to_string(current_.shards.actors.size()) + " shard(s) on " +
+    log(node_, "serving " + std::to_string(current().shards.actors.size()) + " shard(s) on " +
                    spec_.host + " (control " + std::to_string(spec_.control_port) + ", data " +
                    std::to_string(spec_.data_port) + "), graph " +
                    transport::format_hash(ours_.graph_hash) + ", model " +
@@ -177,9 +178,10 @@ class ExpertNodeServer {
   }
 
  private:
-  uint32_t node_index() const {
-    for (size_t i = 0; i < current_.graph.nodes.size(); ++i)
-      if (current_.graph.nodes[i].name == node_) return static_cast<uint32_t>(i);
+  // This node's position in the graph's nodes: its id in message headers.
+  uint32_t node_index(const GraphSpec& g) const {
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (g.nodes[i].name == node_) return static_cast<uint32_t>(i);
     return 0;
   }
 
@@ -194,7 +196,7 @@ class ExpertNodeServer {
     if (!asked && now - last_watch_ < std::chrono::milliseconds(250)) return;
     last_watch_ = now;
     if (!watcher_.changed() && !asked) return;
-    const std::string file = current_.graph.file.string();
+    const std::string file = current().graph.file.string();
     GraphSpec next;
     try {
       next = load_graph(file);
@@ -206,19 +208,19 @@ class ExpertNodeServer {
       log(node_, std::string("graph reload refused: ") + e.what());
       return count_reload("refused");
     }
-    const GraphPlan plan = plan_graph_change(current_.graph, next, cfg_);
+    const GraphPlan plan = plan_graph_change(current().graph, next, cfg_);
     if (!plan.live()) {
       for (const std::string& r : plan.restart) log(node_, "graph reload refused: " + r);
       return count_reload("refused");
     }
-    if (graph_hash(next) == current_.hash) return count_reload("unchanged");
+    if (graph_hash(next) == current().hash) return count_reload("unchanged");
     log(node_, "graph reload: loading graph " + transport::format_hash(graph_hash(next)) + "...");
     // Loading weights takes a while: the I/O thread keeps serving the current graph meanwhile.
     loading_ = std::thread([this, next = std::move(next)]() mutable {
       try {
         auto served = std::make_unique<Served>();
-        served->shards = load_local_shards(system_, next, cfg_, node_, registry_, &current_.graph,
-                                           &current_.shards);
+        served->shards = load_local_shards(system_, next, cfg_, node_, registry_, &current().graph,
+                                           &current().shards);
         served->hash = graph_hash(next);
         served->graph = std::move(next);
         next_ = std::move(served);
@@ -237,33 +239,48 @@ class ExpertNodeServer {
       load_failed_ = false;
       return count_reload("refused");
     }
-    retire_previous();
-    previous_ = std::move(current_);
-    current_ = std::move(*next_);
+    const uint64_t before = current().hash;
+    served_.push_back(std::move(*next_));
     next_.reset();
-    ours_.graph_hash = current_.hash;
-    export_node_info(*registry_, node_, "expert", previous_.hash, ours_.model_hash, 0.0);
-    export_node_info(*registry_, node_, "expert", current_.hash, ours_.model_hash, 1.0);
+    // Every graph since the last one the router sent a request for stays served: the router may
+    // still be on any of them. Many edits with no traffic between them: the oldest go.
+    while (served_.size() > kMaxServedGraphs) retire_before(1);
+    ours_.graph_hash = current().hash;
+    export_node_info(*registry_, node_, "expert", before, ours_.model_hash, 0.0);
+    export_node_info(*registry_, node_, "expert", current().hash, ours_.model_hash, 1.0);
     count_reload("applied");
-    if (!current_.graph.find_node(node_))
+    if (!current().graph.find_node(node_))
       log(node_,
           "graph reload: this node is no longer in the graph; it serves the router's "
-          "requests for the previous graph until the router has moved, then nothing: stop "
-          "it");
-    log(node_, "graph reload: serving graph " + transport::format_hash(current_.hash) + " with " +
-                   std::to_string(current_.shards.actors.size()) + " shard(s) (and graph " +
-                   transport::format_hash(previous_.hash) + " until the router moves to it)");
+          "requests for the earlier graph until the router has moved, then nothing: stop it");
+    std::string earlier;
+    for (size_t i = 0; i + 1 < served_.size(); ++i)
+      earlier += (earlier.empty() ? "" : ", ") + transport::format_hash(served_[i].hash);
+    log(node_, "graph reload: serving graph " + transport::format_hash(current().hash) + " with " +
+                   std::to_string(current().shards.actors.size()) + " shard(s) (and graph(s) " +
+                   earlier + " until the router moves to it)");
   }
 
-  // Stops the previous graph's actors that the current one does not use.
-  void retire_previous() {
+  const Served& current() const { return served_.back(); }
+
+  const Served* find_served(uint64_t hash) const {
+    for (const Served& s : served_)
+      if (s.hash == hash) return &s;
+    return nullptr;
+  }
+
+  // Stops serving the `count` oldest graphs; their actors that a later graph (or the one being
+  // loaded) shares keep running.
+  void retire_before(size_t count) {
     std::set<caf::actor_addr> kept;
-    for (const auto& a : current_.shards.actors) kept.insert(a.address());
+    for (size_t i = count; i < served_.size(); ++i)
+      for (const auto& a : served_[i].shards.actors) kept.insert(a.address());
     if (next_)
       for (const auto& a : next_->shards.actors) kept.insert(a.address());
-    for (const auto& a : previous_.shards.actors)
-      if (!kept.count(a.address())) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    previous_ = Served{};
+    for (size_t i = 0; i < count; ++i)
+      for (const auto& a : served_[i].shards.actors)
+        if (!kept.count(a.address())) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    served_.erase(served_.begin(), served_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
   void count_reload(const std::string& result) { count_graph_reload(*registry_, result); }
@@ -278,10 +295,9 @@ class ExpertNodeServer {
     switch (m.kind()) {
       case transport::MessageKind::hello: {
         const auto& theirs = std::get<transport::Hello>(m.body);
-        // During a live change a peer may still run the previous graph.
+        // During a live change a peer may still run an earlier graph.
         transport::Hello ours = ours_;
-        if (previous_.hash != 0 && theirs.graph_hash == previous_.hash)
-          ours.graph_hash = previous_.hash;
+        if (find_served(theirs.graph_hash)) ours.graph_hash = theirs.graph_hash;
         if (auto refusal = transport::check_peer(ours, theirs)) {
           log(node_, "refusing " + theirs.node_name + ": " + *refusal);
           socket.send_to(got.routing_id,
@@ -333,9 +349,9 @@ class ExpertNodeServer {
                      " (the router's autoscaler retired it)");
     } else if (!cfg_.layer_is_moe[c.layer]) {
       answer.failure = "layer " + std::to_string(c.layer) + " has no experts";
-    } else if (const int owner = current_.shards.owner[c.layer][c.expert]; owner >= 0) {
+    } else if (const int owner = current().shards.owner[c.layer][c.expert]; owner >= 0) {
       answer.failure =
-          "node " + node_ + " already holds it in shard " + current_.shards.names[owner];
+          "node " + node_ + " already holds it in shard " + current().shards.names[owner];
     } else {
       log(node_, "loading a " + what + " for the router's autoscaler...");
       added_->add(c.layer, c.expert, m.request_id(), requester);
@@ -377,13 +393,13 @@ class ExpertNodeServer {
       socket.send_to(got.routing_id, transport::encode_error(m.request_id(), code, text, origin));
     };
     const Served* served = nullptr;
-    if (m.header.graph_hash == current_.hash) {
-      served = &current_;
-      // The router has moved to the current graph: the previous one's shards can go.
-      if (previous_.hash != 0) retire_previous();
-    } else if (previous_.hash != 0 && m.header.graph_hash == previous_.hash) {
-      served = &previous_;
-    } else {
+    for (size_t i = 0; i < served_.size() && !served; ++i)
+      if (served_[i].hash == m.header.graph_hash) {
+        // The router has moved to this graph: the earlier ones' shards can go.
+        if (i > 0) retire_before(i);
+        served = &served_.front();
+      }
+    if (!served) {
       return reply_error(transport::ErrorCode::incompatible_peer,
                          "request for graph " + transport::format_hash(m.header.graph_hash) +
                              ", this node runs " + transport::format_hash(ours_.graph_hash));
@@ -424,7 +440,7 @@ class ExpertNodeServer {
       std::string failure;
       (*self_)
           ->request(holders[slice.holder],
-                    std::chrono::milliseconds(current_.graph.timeouts.request_ms), run_atom::value,
+                    std::chrono::milliseconds(current().graph.timeouts.request_ms), run_atom::value,
                     TokenBatchPtr(sub))
           .receive(
               [&](const ExpertOutputPtr& out) {
@@ -451,7 +467,9 @@ class ExpertNodeServer {
       "moeflow_peers_connected", "Peers that completed the handshake and have not said bye");
   ActorSystemConfig system_config_;
   caf::actor_system system_;
-  Served current_, previous_;  // previous_.hash == 0: none
+  // The graphs this node serves, oldest first; the last is the newest (see adopt_next).
+  std::deque<Served> served_;
+  static constexpr size_t kMaxServedGraphs = 4;
   // A reload in progress: the loading thread fills next_, then sets next_ready_.
   std::thread loading_;
   std::unique_ptr<Served> next_;

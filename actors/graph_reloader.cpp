@@ -7,11 +7,13 @@
 namespace moeflow {
 
 RouterGraphReloader::RouterGraphReloader(RouterNode& node, std::atomic<bool>* sighup,
-                                         std::chrono::milliseconds wait_for_nodes, Log log)
+                                         std::chrono::milliseconds wait_for_nodes, Log log,
+                                         Applied applied)
     : node_(node),
       sighup_(sighup),
       wait_for_nodes_(wait_for_nodes),
       log_(std::move(log)),
+      applied_(std::move(applied)),
       watcher_(node.graph.file) {}
 
 void RouterGraphReloader::poll() {
@@ -39,6 +41,7 @@ void RouterGraphReloader::poll() {
     const std::string summary = node_.reload(next, wait_for_nodes_);
     const bool unchanged = summary == "no changes";
     count_graph_reload(*node_.registry, unchanged ? "unchanged" : "applied");
+    if (!unchanged && applied_) applied_(node_.graph);
     log_("graph reload: " + summary +
          (unchanged ? "" : "; now serving graph " + transport::format_hash(graph_hash(next))));
   } catch (const Error& e) {

@@ -17,8 +17,11 @@ class RouterGraphReloader {
  public:
   using Log = std::function<void(const std::string&)>;
   // `wait_for_nodes`: how long a reload waits for the expert nodes to load the same graph.
+  // `applied` (optional) is called with each graph once it serves: for settings that live outside
+  // the node, such as the HTTP gateway's [sampling] defaults.
+  using Applied = std::function<void(const GraphSpec&)>;
   RouterGraphReloader(RouterNode& node, std::atomic<bool>* sighup,
-                      std::chrono::milliseconds wait_for_nodes, Log log);
+                      std::chrono::milliseconds wait_for_nodes, Log log, Applied applied = {});
 
   // Looks for a change (the file at most every 250 ms, the flag every call) and applies it.
   void poll();
@@ -28,6 +31,7 @@ class RouterGraphReloader {
   std::atomic<bool>* sighup_;
   std::chrono::milliseconds wait_for_nodes_;
   Log log_;
+  Applied applied_;
   GraphFileWatcher watcher_;
   std::chrono::steady_clock::time_point last_look_{};
 };

@@ -65,26 +65,30 @@ void stop_actors(const std::vector<expert_shard_actor>& actors) {
   for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
 
-// The bridge peer of expert node `n`, made on first use.
-// `joining`: a node added by a change to graph `g` (it runs only `g`).
+// The bridge of a graph with explicit nodes (also one whose only node is the router's: a live
+// change may add expert nodes).
+void make_bridge(RouterNode& node, const GraphSpec& g) {
+  const NodeSpec& me = g.router_node();
+  const ModelConfig& cfg = node.pipeline.config;
+  transport::Hello ours{me.name, 0, graph_hash(g), node.model_hash};
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].name == me.name) ours.node_id = static_cast<uint32_t>(i);
+  transport::DecodeLimits limits;
+  limits.hidden = static_cast<uint32_t>(cfg.hidden_size);
+  limits.num_layers = static_cast<uint32_t>(cfg.num_layers);
+  limits.num_experts = static_cast<uint32_t>(cfg.num_experts);
+  limits.max_top_k = static_cast<uint32_t>(cfg.top_k);
+  node.bridge =
+      std::make_unique<Bridge>(std::vector<BridgePeer>{}, ours, limits,
+                               BridgeTimeouts{std::chrono::milliseconds(g.timeouts.heartbeat_ms),
+                                              std::chrono::milliseconds(g.timeouts.peer_down_ms)},
+                               node.registry.get());
+}
+
+// The bridge peer of expert node `n`. `joining`: a node added by a change to graph `g` (it runs
+// only `g`).
 void connect_node(RouterNode& node, const GraphSpec& g, const NodeSpec& n, bool joining) {
-  if (!node.bridge) {
-    const NodeSpec& me = g.router_node();
-    const ModelConfig& cfg = node.pipeline.config;
-    transport::Hello ours{me.name, 0, graph_hash(g), node.model_hash};
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      if (g.nodes[i].name == me.name) ours.node_id = static_cast<uint32_t>(i);
-    transport::DecodeLimits limits;
-    limits.hidden = static_cast<uint32_t>(cfg.hidden_size);
-    limits.num_layers = static_cast<uint32_t>(cfg.num_layers);
-    limits.num_experts = static_cast<uint32_t>(cfg.num_experts);
-    limits.max_top_k = static_cast<uint32_t>(cfg.top_k);
-    node.bridge =
-        std::make_unique<Bridge>(std::vector<BridgePeer>{}, ours, limits,
-                                 BridgeTimeouts{std::chrono::milliseconds(g.timeouts.heartbeat_ms),
-                                                std::chrono::milliseconds(g.timeouts.peer_down_ms)},
-                                 node.registry.get());
-  }
+  if (!node.bridge) throw Error("node " + n.name + ": this graph has no bridge to other nodes");
   node.peer_of[n.name] =
       node.bridge->add_peer({n.name, transport::tcp_endpoint(n.host, n.control_port),
                              transport::tcp_endpoint(n.host, n.data_port)},
@@ -274,6 +278,7 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
 
   // Every other node is a bridge peer (also one without shards now: a live change may give it
   // some).
+  if (!g.implicit_node) make_bridge(*node, g);
   for (const NodeSpec& n : g.nodes)
     if (!n.router) connect_node(*node, g, n, false);
 

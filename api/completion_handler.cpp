@@ -41,7 +41,10 @@ GenerationRequestPtr build_request(const HandlerContext& ctx, const CompletionRe
   if (ids.empty()) throw invalid_request("the prompt is empty", r.chat ? "messages" : "prompt");
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t context = ctx.options.context_length;
-  const int64_t max_tokens = r.max_tokens.value_or(r.chat ? std::max<int64_t>(1, context - n) : 16);
+  const SamplingSpec defaults = ctx.options.sampling ? ctx.options.sampling->get() : SamplingSpec{};
+  const int64_t endpoint_default = r.chat ? std::max<int64_t>(1, context - n) : 16;
+  const int64_t max_tokens = r.max_tokens.value_or(
+      defaults.max_tokens > 0 ? std::min(defaults.max_tokens, endpoint_default) : endpoint_default);
   if (n + max_tokens > context)
     throw invalid_request("This model's maximum context length is " + std::to_string(context) +
                               " tokens. However, you requested " + std::to_string(n + max_tokens) +
@@ -51,9 +54,9 @@ GenerationRequestPtr build_request(const HandlerContext& ctx, const CompletionRe
   auto g = std::make_shared<GenerationRequest>();
   g->prompt = std::move(ids);
   g->max_tokens = max_tokens;
-  g->sampling.temperature = r.temperature;
-  g->sampling.top_p = r.top_p;
-  g->sampling.top_k = r.top_k;
+  g->sampling.temperature = r.temperature.value_or(static_cast<float>(defaults.temperature));
+  g->sampling.top_p = r.top_p.value_or(static_cast<float>(defaults.top_p));
+  g->sampling.top_k = r.top_k.value_or(defaults.top_k);
   g->sampling.seed = r.has_seed ? r.seed : std::random_device{}();
   *prompt_tokens = n;
   return g;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "actors/messages.h"
+#include "api/sampling_defaults.h"
 #include "api/serving_metrics.h"
 #include "api/text_codec.h"
 #include "metrics/registry.h"
@@ -35,6 +36,8 @@ struct HttpServerOptions {
   metrics::Registry* registry = nullptr;
   // Answers GET /routing (the routing matrix JSON, docs/metrics.md); empty: no such route.
   std::function<std::string()> routing_json;
+  // Defaults for sampling parameters a request leaves out; null: the OpenAI API's own.
+  std::shared_ptr<const SamplingDefaults> sampling;
 };
 
 class HttpServer {

@@ -14,9 +14,9 @@ const json* field(const json& body, const char* name) {
   return it == body.end() || it->is_null() ? nullptr : &*it;
 }
 
-double number(const json& body, const char* name, double fallback, double lo, double hi) {
+std::optional<double> number(const json& body, const char* name, double lo, double hi) {
   const json* v = field(body, name);
-  if (!v) return fallback;
+  if (!v) return std::nullopt;
   if (!v->is_number()) throw invalid_request(std::string(name) + " must be a number", name);
   const double x = v->get<double>();
   if (x < lo || x > hi)
@@ -107,9 +107,11 @@ CompletionRequest parse_completion_request(const std::string& raw, bool chat) {
       r.max_tokens = v->get<int64_t>();
     }
   }
-  r.temperature = static_cast<float>(number(body, "temperature", 1.0, 0.0, 2.0));
-  r.top_p = static_cast<float>(number(body, "top_p", 1.0, 0.0, 1.0));
-  if (r.top_p == 0.0f) throw invalid_request("top_p must be greater than 0", "top_p");
+  if (const auto t = number(body, "temperature", 0.0, 2.0)) r.temperature = static_cast<float>(*t);
+  if (const auto p = number(body, "top_p", 0.0, 1.0)) {
+    if (*p == 0.0) throw invalid_request("top_p must be greater than 0", "top_p");
+    r.top_p = static_cast<float>(*p);
+  }
   if (const json* v = field(body, "top_k")) {
     if (!v->is_number_integer() || v->get<int64_t>() < -1)
       throw invalid_request("top_k must be an integer >= -1", "top_k");
@@ -148,7 +150,7 @@ CompletionRequest parse_completion_request(const std::string& raw, bool chat) {
     if ((v->is_boolean() && v->get<bool>()) || v->is_number_integer())
       throw invalid_request("logprobs are not supported", "logprobs");
   for (const char* key : {"presence_penalty", "frequency_penalty"})
-    if (number(body, key, 0.0, -2.0, 2.0) != 0.0)
+    if (number(body, key, -2.0, 2.0).value_or(0.0) != 0.0)
       throw invalid_request(std::string(key) + " is not supported (only 0)", key);
   return r;
 }

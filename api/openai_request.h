@@ -16,13 +16,14 @@ struct ChatTurn {
 struct CompletionRequest {
   bool chat = false;
   std::string model;
-  std::string prompt;                 // completions: text prompt
-  std::vector<int32_t> prompt_ids;    // completions: a prompt given as token ids
-  std::vector<ChatTurn> messages;     // chat
-  std::optional<int64_t> max_tokens;  // absent: the endpoint's default
-  float temperature = 1.0f;
-  float top_p = 1.0f;
-  int64_t top_k = 0;  // not an OpenAI parameter; accepted as vLLM does
+  std::string prompt;               // completions: text prompt
+  std::vector<int32_t> prompt_ids;  // completions: a prompt given as token ids
+  std::vector<ChatTurn> messages;   // chat
+  // Absent: the graph's [sampling] default (see api/sampling_defaults.h).
+  std::optional<int64_t> max_tokens;
+  std::optional<float> temperature;
+  std::optional<float> top_p;
+  std::optional<int64_t> top_k;  // not an OpenAI parameter; accepted as vLLM does
   uint64_t seed = 0;
   bool has_seed = false;
   std::vector<std::string> stop;

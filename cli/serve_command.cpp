@@ -69,6 +69,8 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   options.registry = node->registry.get();
   metrics::RoutingRecorder* routing = node->routing.get();
   options.routing_json = [routing] { return routing->routing_json(); };
+  const auto sampling = std::make_shared<api::SamplingDefaults>(graph.sampling);
+  options.sampling = sampling;
   api::MetricsServer metrics_server(*node->registry, graph.metrics.host, graph.metrics.port,
                                     options.routing_json);
   metrics_server.start();
@@ -81,8 +83,9 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   log("serving model \"" + options.model_name + "\" on http://" + options.host + ":" +
       std::to_string(server.port()) + " (OpenAI API: /v1/completions, /v1/chat/completions)" +
       (options.api_key.empty() ? "" : ", API key required"));
-  RouterGraphReloader reloader(
-      *node, &g_reload, std::chrono::milliseconds(args.get_int("reload-timeout", 30000)), log);
+  RouterGraphReloader reloader(*node, &g_reload,
+                               std::chrono::milliseconds(args.get_int("reload-timeout", 30000)),
+                               log, [sampling](const GraphSpec& g) { sampling->set(g.sampling); });
   Autoscaler autoscaler(*node, log);
   while (!g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -92,12 +92,24 @@ struct SchedulerSpec {
 struct ScalingSpec {
   bool enabled = false;
   std::string policy = "threshold";  // "threshold" (hot/cold loads) or "eplb" (budget spread)
-  double hot_load = 1.5;     // replicate when load per replica > hot_load x the layer's mean load
-  double cold_load = 0.5;    // retire an added replica when the load per replica would stay below
-  int64_t max_replicas = 4;  // per expert, the graph's holders included
-  int64_t memory_mb = 1024;  // weights of added replicas, in all
-  int64_t window_ms = 5000;  // load measured over this long between decisions
+  double hot_load = 1.5;       // replicate when load per replica > hot_load x the layer's mean load
+  double cold_load = 0.5;      // retire an added replica when the load per replica would stay below
+  int64_t max_replicas = 4;    // per expert, the graph's holders included
+  int64_t memory_mb = 1024;    // weights of added replicas, in all
+  int64_t node_memory_mb = 0;  // weights of added replicas on any one node; 0: no cap of its own
+  int64_t window_ms = 5000;    // load measured over this long between decisions
   int64_t cooldown_ms = 30000;  // no retirement of a replica younger than this
+  SourceLocation where;
+};
+
+// Defaults for API requests that leave a sampling parameter out ([sampling], docs/graph.md). A
+// request's own value always wins. Changes apply live to requests that arrive afterwards.
+struct SamplingSpec {
+  double temperature = 1.0;  // 0: greedy
+  double top_p = 1.0;
+  int64_t top_k = 0;       // 0: off
+  int64_t max_tokens = 0;  // 0: the endpoint's own default (16 for completions, the rest of the
+                           // context for chat)
   SourceLocation where;
 };
 
@@ -129,6 +141,7 @@ struct GraphSpec {
   SchedulerSpec scheduler;
   ScalingSpec scaling;
   SpeculativeSpec speculative;
+  SamplingSpec sampling;
   bool implicit_node = false;  // no [nodes.*]: everything runs in one process, node "local"
 
   const NodeSpec* find_node(std::string_view name) const;    // nullptr when there is none

@@ -60,7 +60,15 @@ std::string canonical_text(const GraphSpec& g) {
       << g.scheduler.prefill_chunk << ';' << g.scaling.enabled << ',' << g.scaling.policy << ','
       << g.scaling.hot_load << ',' << g.scaling.cold_load << ',' << g.scaling.max_replicas << ','
       << g.scaling.memory_mb << ',' << g.scaling.window_ms << ',' << g.scaling.cooldown_ms << ';';
+  // Added after the first graphs were hashed: only a set value changes the hash.
+  if (g.scaling.node_memory_mb != 0) out << "node_memory_mb=" << g.scaling.node_memory_mb << ';';
   out << speculative_text(g.speculative);
+  // Added after the first graphs were hashed: only values off the defaults change the hash.
+  const SamplingSpec defaults;
+  if (g.sampling.temperature != defaults.temperature || g.sampling.top_p != defaults.top_p ||
+      g.sampling.top_k != defaults.top_k || g.sampling.max_tokens != defaults.max_tokens)
+    out << "sampling=" << g.sampling.temperature << ',' << g.sampling.top_p << ','
+        << g.sampling.top_k << ',' << g.sampling.max_tokens << ';';
   return out.str();
 }
 

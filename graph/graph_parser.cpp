@@ -14,15 +14,16 @@
 namespace moeflow::graph_detail {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"model",     "api",     "metrics",
-                                                "nodes",     "shards",  "timeouts",
-                                                "scheduler", "scaling", "speculative"};
+const std::vector<std::string> kTopLevelKeys = {"model",       "api",      "metrics",   "nodes",
+                                                "shards",      "timeouts", "scheduler", "scaling",
+                                                "speculative", "sampling"};
 const std::vector<std::string> kSpeculativeKeys = {"enabled",   "draft_top_k",  "resident",
                                                    "gamma",     "adaptive",     "gamma_min",
                                                    "gamma_max", "draft_context"};
-const std::vector<std::string> kScalingKeys = {"enabled",   "policy",       "hot_load",
-                                               "cold_load", "max_replicas", "memory_mb",
-                                               "window_ms", "cooldown_ms"};
+const std::vector<std::string> kScalingKeys = {"enabled",        "policy",       "hot_load",
+                                               "cold_load",      "max_replicas", "memory_mb",
+                                               "node_memory_mb", "window_ms",    "cooldown_ms"};
+const std::vector<std::string> kSamplingKeys = {"temperature", "top_p", "top_k", "max_tokens"};
 const std::vector<std::string> kSchedulerKeys = {"max_running", "max_waiting", "kv_budget_tokens",
                                                  "prefill_chunk"};
 const std::vector<std::string> kModelKeys = {"path", "dtype"};
@@ -107,6 +108,7 @@ class Parser {
     read_scheduler(root);
     read_scaling(root);
     read_speculative(root);
+    read_sampling(root);
     read_nodes(root);
     read_shards(root);
   }
@@ -428,8 +430,51 @@ class Parser {
     };
     count("max_replicas", 1, 1024, sc.max_replicas);
     count("memory_mb", 0, int64_t{1} << 30, sc.memory_mb);
+    count("node_memory_mb", 0, int64_t{1} << 30, sc.node_memory_mb);
     count("window_ms", 10, kTimeoutMaxMs, sc.window_ms);
     count("cooldown_ms", 0, kTimeoutMaxMs, sc.cooldown_ms);
+  }
+
+  void read_sampling(const toml::table& root) {
+    SamplingSpec& sa = out_.spec.sampling;
+    const toml::table* t = get_table(root, "sampling", "write [sampling] with temperature = 0.7");
+    if (!t) return;
+    sa.where = at(t->source());
+    check_keys(*t, "[sampling]", kSamplingKeys);
+    // [low, high], as the OpenAI API bounds them; top_p must also be above 0.
+    const auto number = [&](const char* key, double low, double high, double& value) {
+      const toml::node* n = t->get(key);
+      if (!n) return;
+      std::optional<double> v;
+      if (n->is_floating_point()) v = n->as_floating_point()->get();
+      if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+      if (!v || !(*v >= low && *v <= high) || (std::string_view(key) == "top_p" && *v == 0)) {
+        std::ostringstream range;
+        range << low << " to " << high;
+        error(at(n->source()),
+              std::string(key) + " in [sampling] must be a number from " + range.str() +
+                  (std::string_view(key) == "top_p" ? ", above 0" : ""),
+              "the default for requests that do not give it, as in the OpenAI API");
+        return;
+      }
+      value = *v;
+    };
+    number("temperature", 0.0, 2.0, sa.temperature);
+    number("top_p", 0.0, 1.0, sa.top_p);
+    const auto count = [&](const char* key, int64_t& value) {
+      const toml::node* n = typed(*t, key, "[sampling]", toml::node_type::integer);
+      if (!n) return;
+      const int64_t v = n->as_integer()->get();
+      if (v < 0 || v > (int64_t{1} << 30)) {
+        error(at(n->source()),
+              std::string(key) + " " + std::to_string(v) + " in [sampling] must be >= 0",
+              "0 turns it off (top_k) or keeps the endpoint's own default (max_tokens)");
+        return;
+      }
+      value = v;
+    };
+    count("top_k", sa.top_k);
+    count("max_tokens", sa.max_tokens);
   }
 
   void read_speculative(const toml::table& root) {

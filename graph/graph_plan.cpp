@@ -85,6 +85,12 @@ void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
   compare(plan.settings, "scaling.cold_load", b.scaling.cold_load, a.scaling.cold_load);
   compare(plan.settings, "scaling.max_replicas", b.scaling.max_replicas, a.scaling.max_replicas);
   compare(plan.settings, "scaling.memory_mb", b.scaling.memory_mb, a.scaling.memory_mb);
+  compare(plan.settings, "sampling.temperature", b.sampling.temperature, a.sampling.temperature);
+  compare(plan.settings, "sampling.top_p", b.sampling.top_p, a.sampling.top_p);
+  compare(plan.settings, "sampling.top_k", b.sampling.top_k, a.sampling.top_k);
+  compare(plan.settings, "sampling.max_tokens", b.sampling.max_tokens, a.sampling.max_tokens);
+  compare(plan.settings, "scaling.node_memory_mb", b.scaling.node_memory_mb,
+          a.scaling.node_memory_mb);
   compare(plan.settings, "scaling.window_ms", b.scaling.window_ms, a.scaling.window_ms);
   compare(plan.settings, "scaling.cooldown_ms", b.scaling.cooldown_ms, a.scaling.cooldown_ms);
   compare_speculative(b.speculative, a.speculative, plan.settings);

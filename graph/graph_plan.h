@@ -6,10 +6,11 @@
 // Applied live, between decode steps: experts moved, replicated or dropped among shards (on any
 // node of the graph: every node reads the file again and loads what it newly holds), shards added,
 // removed or moved between nodes, expert nodes added (started with the new graph first) or
-// removed (stopped after the change), the [scheduler] limits, the [scaling] policy and the
-// [speculative] settings. Everything else (the model, the router node, an existing node's address
-// or ports, timeouts, metric settings, devices) is listed with the reason a restart is needed; a
-// reload that contains such a change is refused as a whole and the old graph keeps serving.
+// removed (stopped after the change), the [scheduler] limits, the [scaling] policy, the
+// [sampling] defaults and the [speculative] settings. Everything else (the model, the router
+// node, an existing node's address or ports, timeouts, metric settings, devices) is listed with
+// the reason a restart is needed; a reload that contains such a change is refused as a whole and
+// the old graph keeps serving.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -29,7 +29,9 @@ std::vector<int> place_replicas(const std::vector<ScalingAction>& actions, Place
     int best = -1;
     double best_load = std::numeric_limits<double>::infinity();
     for (int n = 0; n < in.nodes; ++n)
-      if (std::find(h.begin(), h.end(), n) == h.end() && load[static_cast<size_t>(n)] < best_load) {
+      if (std::find(h.begin(), h.end(), n) == h.end() &&
+          (in.room.empty() || in.room[static_cast<size_t>(n)] > 0) &&
+          load[static_cast<size_t>(n)] < best_load) {
         best = n;
         best_load = load[static_cast<size_t>(n)];
       }
@@ -43,6 +45,7 @@ std::vector<int> place_replicas(const std::vector<ScalingAction>& actions, Place
     for (int n : h) load[static_cast<size_t>(n)] -= before - after;
     load[static_cast<size_t>(best)] += after;
     h.push_back(best);
+    if (!in.room.empty()) --in.room[static_cast<size_t>(best)];
   }
   return out;
 }

@@ -16,13 +16,15 @@ struct PlacementLoad {
   // holders[layer][expert]: the nodes that hold it (graph shards, added and loading replicas).
   std::vector<std::vector<std::vector<int>>> holders;
   LoadMatrix tokens;  // [layer][expert] over the last window
+  // Per node, how many more replicas it may take (its memory budget); empty: no cap.
+  std::vector<int> room;
 };
 
 // Per node, the tokens it computes: Σ tokens / holders over the experts it holds.
 std::vector<double> node_loads(const PlacementLoad& in);
 
 // For each `add` action (other kinds get -1), the node it goes to, or -1 when every candidate
-// already holds the expert.
+// already holds the expert or has no room left.
 std::vector<int> place_replicas(const std::vector<ScalingAction>& actions, PlacementLoad in);
 
 }  // namespace moeflow

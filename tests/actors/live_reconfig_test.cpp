@@ -221,6 +221,40 @@ TEST_F(LiveReconfig, ExpertNodesLeaveAndJoinWhileClientsStream) {
             before);
 }
 
+// Two edits reach the expert nodes before the router applies the first: the nodes keep serving
+// the graph the router still uses until it moves, so no request fails.
+TEST_F(LiveReconfig, TwoEditsBeforeTheRouterMovesLoseNothing) {
+  auto adoptions = [](ChildProcess& node) {
+    const std::string log = node.log();
+    size_t count = 0;
+    for (size_t at = log.find("graph reload: serving graph"); at != std::string::npos;
+         at = log.find("graph reload: serving graph", at + 1))
+      ++count;
+    return count;
+  };
+  auto wait_for_adoptions = [&](size_t n) {
+    for (auto deadline = std::chrono::steady_clock::now() + 20s;
+         (adoptions(*node_a_) < n || adoptions(*node_b_) < n) &&
+         std::chrono::steady_clock::now() < deadline;)
+      std::this_thread::sleep_for(20ms);
+    return adoptions(*node_a_) >= n && adoptions(*node_b_) >= n;
+  };
+  const uint64_t first = graph_hash(node_->graph);
+  write_graph("0-1", "2-7");
+  ASSERT_TRUE(wait_for_adoptions(1));
+  write_graph("0-5", "6-7");
+  ASSERT_TRUE(wait_for_adoptions(2));
+  // The router has not looked at the file yet: it still routes for the first graph.
+  EXPECT_EQ(graph_hash(node_->graph), first);
+  sixteen_streams();
+  ASSERT_TRUE(reload_until("applied"));
+  EXPECT_NE(graph_hash(node_->graph), first);
+  sixteen_streams();
+  EXPECT_EQ(
+      test_support::metric_sum(node_->registry->exposition(), "moeflow_router_failovers_total"),
+      0.0);
+}
+
 TEST_F(LiveReconfig, ABrokenEditChangesNothingAndIsReported) {
   const uint64_t before = graph_hash(node_->graph);
   {

@@ -1,7 +1,9 @@
 """The OpenAI-compatible API as the official `openai` Python client sees it."""
 import concurrent.futures
+import pathlib
 import shutil
 import subprocess
+import time
 
 import httpx
 import openai
@@ -187,6 +189,43 @@ def test_overload_is_answered_at_once_with_429_and_retry_after():
             if r.status_code == 429:
                 assert r.headers["retry-after"] == "1"
                 assert error_of(r)["type"] == "rate_limit_error"
+    finally:
+        s.stop()
+
+
+def test_sampling_defaults_come_from_the_graph_and_change_live():
+    s = Server(extra_toml="\n[sampling]\ntemperature = 0\nmax_tokens = 5\n")
+    try:
+        c = openai.OpenAI(base_url=s.base_url + "/v1", api_key="unused", max_retries=0)
+
+        def left_out():
+            return c.completions.create(model=MODEL_NAME, prompt="Once upon a time")
+
+        def given(**kw):
+            return c.completions.create(model=MODEL_NAME, prompt="Once upon a time", **kw)
+
+        # The graph's defaults are what a request that leaves them out gets: greedy, 5 tokens.
+        greedy5 = given(temperature=0, max_tokens=5)
+        assert greedy5.usage.completion_tokens == 5
+        for _ in range(2):
+            r = left_out()
+            assert r.choices[0].text == greedy5.choices[0].text
+            assert r.usage.completion_tokens == 5
+        # A request's own values win.
+        assert given(max_tokens=2, temperature=0).usage.completion_tokens == 2
+
+        # An edited graph changes them for the requests that follow, without a restart.
+        graph = pathlib.Path(s.dir.name) / "graph.toml"
+        edited = graph.read_text().replace("max_tokens = 5", "max_tokens = 3")
+        (graph.parent / "next.toml").write_text(edited)
+        (graph.parent / "next.toml").rename(graph)
+        deadline = time.time() + 20
+        while "graph reload: applied" not in s.output() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "graph reload: applied" in s.output(), s.output()
+        r = left_out()
+        assert r.usage.completion_tokens == 3
+        assert r.choices[0].text == given(temperature=0, max_tokens=3).choices[0].text
     finally:
         s.stop()
 

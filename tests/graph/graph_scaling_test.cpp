@@ -22,7 +22,7 @@ TEST(GraphScaling, ReadsEveryKey) {
   const GraphSpec g = parse_graph(kHead +
                                       "enabled = true\npolicy = \"eplb\"\nhot_load = 2\n"
                                       "cold_load = 0.25\nmax_replicas = 3\nmemory_mb = 512\n"
-                                      "window_ms = 1000\ncooldown_ms = 0\n",
+                                      "node_memory_mb = 128\nwindow_ms = 1000\ncooldown_ms = 0\n",
                                   "g.toml");
   EXPECT_TRUE(g.scaling.enabled);
   EXPECT_EQ(g.scaling.policy, "eplb");
@@ -30,6 +30,7 @@ TEST(GraphScaling, ReadsEveryKey) {
   EXPECT_DOUBLE_EQ(g.scaling.cold_load, 0.25);
   EXPECT_EQ(g.scaling.max_replicas, 3);
   EXPECT_EQ(g.scaling.memory_mb, 512);
+  EXPECT_EQ(g.scaling.node_memory_mb, 128);
   EXPECT_EQ(g.scaling.window_ms, 1000);
   EXPECT_EQ(g.scaling.cooldown_ms, 0);
 }

@@ -44,6 +44,16 @@ TEST(ReplicaPlacement, ABatchSpreadsOverNodesAsLoadsChange) {
   EXPECT_EQ(place_replicas({add(0, 0), add(0, 1)}, in), (std::vector<int>{1, 2}));
 }
 
+TEST(ReplicaPlacement, ANodeWithoutRoomIsPassedOver) {
+  // Three nodes as above; node 1 (the least loaded) has room for none, node 2 for one.
+  PlacementLoad in;
+  in.nodes = 3;
+  in.holders = {{{0}, {0}, {1}, {2}}};
+  in.tokens = {{60, 60, 10, 12}};
+  in.room = {5, 0, 1};
+  EXPECT_EQ(place_replicas({add(0, 0), add(0, 1)}, in), (std::vector<int>{2, -1}));
+}
+
 TEST(ReplicaPlacement, NoCandidateAndOtherKinds) {
   PlacementLoad in = two_nodes({80, 20, 10, 10});
   in.holders[0][0] = {0, 1};
