@@ -1,6 +1,7 @@
 // TOML text -> GraphSpec, with the schema checks: unknown keys (with a did-you-mean), value
 // types, required keys, the range syntax, ports, devices, hosts, names, timeouts and the metrics
-// settings. The TOML library stays inside this file and graph_syntax_error.cpp.
+// settings; the settings tables are read by settings_parser.cpp. The TOML library stays behind
+// graph/toml_reader.h and graph_syntax_error.cpp.
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include "graph/did_you_mean.h"
 #include "graph/expert_ranges.h"
 #include "graph/graph_checks.h"
+#include "graph/settings_parser.h"
+#include "graph/toml_reader.h"
 
 namespace moeflow::graph_detail {
 namespace {
@@ -17,15 +20,6 @@ namespace {
 const std::vector<std::string> kTopLevelKeys = {"model",       "api",      "metrics",   "nodes",
                                                 "shards",      "timeouts", "scheduler", "scaling",
                                                 "speculative", "sampling"};
-const std::vector<std::string> kSpeculativeKeys = {"enabled",   "draft_top_k",  "resident",
-                                                   "gamma",     "adaptive",     "gamma_min",
-                                                   "gamma_max", "draft_context"};
-const std::vector<std::string> kScalingKeys = {"enabled",        "policy",       "hot_load",
-                                               "cold_load",      "max_replicas", "memory_mb",
-                                               "node_memory_mb", "window_ms",    "cooldown_ms"};
-const std::vector<std::string> kSamplingKeys = {"temperature", "top_p", "top_k", "max_tokens"};
-const std::vector<std::string> kSchedulerKeys = {"max_running", "max_waiting", "kv_budget_tokens",
-                                                 "prefill_chunk"};
 const std::vector<std::string> kModelKeys = {"path", "dtype"};
 const std::vector<std::string> kEndpointKeys = {"host", "port"};
 const std::vector<std::string> kMetricsKeys = {"host",
@@ -40,41 +34,9 @@ const std::vector<std::string> kShardKeys = {"node", "layers", "experts", "devic
 const std::vector<std::string> kTimeoutKeys = {"heartbeat_ms", "peer_down_ms", "request_ms"};
 const std::vector<std::string> kDtypes = {"f32", "bf16", "auto"};
 
-constexpr int64_t kTimeoutMaxMs = 86'400'000;  // a day: anything longer is a typo
 // A specialisation window shorter than this says nothing about a layer of dozens of experts.
 constexpr int64_t kWindowTokensMin = 16;
 constexpr int64_t kWindowTokensMax = int64_t{1} << 30;
-
-std::string type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    default:
-      return "nothing";
-  }
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 bool valid_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
@@ -90,9 +52,9 @@ bool valid_device(std::string_view d) {
 }
 
 // Reads one parsed document into the outcome, reporting every problem it finds.
-class Parser {
+class Parser : public TomlReader {
  public:
-  Parser(const std::filesystem::path& file, ParseOutcome& out) : file_(file.string()), out_(out) {
+  Parser(const std::filesystem::path& file, ParseOutcome& out) : TomlReader(file, out) {
     out_.spec.file = file;
   }
 
@@ -105,100 +67,12 @@ class Parser {
                   out_.spec.metrics.where, out_.spec.metrics.port_where);
     read_metrics_options(root);
     read_timeouts(root);
-    read_scheduler(root);
-    read_scaling(root);
-    read_speculative(root);
-    read_sampling(root);
+    read_settings(root, out_.spec.file, out_);
     read_nodes(root);
     read_shards(root);
   }
 
  private:
-  SourceLocation at(const toml::source_region& r) const {
-    return {file_, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
-  }
-
-  void error(const SourceLocation& where, std::string message, std::string hint = "") {
-    out_.diagnostics.push_back({where, std::move(message), std::move(hint)});
-  }
-
-  // `context` is the table as written in the file ("[shards.a]"); "" is the top level.
-  void check_keys(const toml::table& t, const std::string& context,
-                  const std::vector<std::string>& allowed) {
-    for (auto&& [key, value] : t) {
-      if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
-      const std::string guess = closest_match(key.str(), allowed);
-      std::string hint = guess.empty() ? "known keys here: " + join(allowed)
-                                       : "did you mean " + in_quotes(guess) + "?";
-      std::string message;
-      if (!context.empty())
-        message = "unknown key " + in_quotes(key.str()) + " in " + context;
-      else if (value.is_table())
-        message = "unknown table [" + std::string(key.str()) + "]";
-      else
-        message = "unknown top-level key " + in_quotes(key.str());
-      error(at(key.source()), message, std::move(hint));
-    }
-  }
-
-  // The value of `key`, or nullptr; a value of another type than `want` is reported.
-  const toml::node* typed(const toml::table& t, std::string_view key, const std::string& context,
-                          toml::node_type want) {
-    const toml::node* n = t.get(key);
-    if (!n || n->type() == want) return n;
-    std::string hint;
-    const std::string text = n->is_string() ? n->as_string()->get() : "";
-    if (want == toml::node_type::integer && !text.empty() &&
-        std::all_of(text.begin(), text.end(),
-                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
-      hint = "write " + std::string(key) + " = " + text + ", without quotes";
-    else if (want == toml::node_type::boolean && (text == "true" || text == "false"))
-      hint = "write " + std::string(key) + " = true or false, without quotes";
-    else if (want == toml::node_type::string && (n->is_integer() || n->is_floating_point()))
-      hint = "write " + std::string(key) + " = \"...\", in quotes";
-    error(at(n->source()),
-          std::string(key) + " in " + context + " must be " + type_name(want) + ", not " +
-              type_name(n->type()),
-          std::move(hint));
-    return nullptr;
-  }
-
-  std::optional<std::string> get_string(const toml::table& t, std::string_view key,
-                                        const std::string& context, SourceLocation* where) {
-    const toml::node* n = typed(t, key, context, toml::node_type::string);
-    if (!n) return std::nullopt;
-    if (where) *where = at(n->source());
-    return n->as_string()->get();
-  }
-
-  // A port, or 0 when absent or invalid (invalid ones are reported).
-  int get_port(const toml::table& t, std::string_view key, const std::string& context,
-               SourceLocation* where) {
-    const toml::node* n = typed(t, key, context, toml::node_type::integer);
-    if (!n) return 0;
-    *where = at(n->source());
-    const int64_t v = n->as_integer()->get();
-    if (v < 1 || v > 65535) {
-      error(*where,
-            std::string(key) + " " + std::to_string(v) + " in " + context + " is outside 1-65535",
-            "ports below 1024 need root; pick a free port such as 5550");
-      return 0;
-    }
-    return static_cast<int>(v);
-  }
-
-  // A table entry, or nullptr; anything else in its place is reported.
-  const toml::table* get_table(const toml::table& t, std::string_view key, std::string hint) {
-    const toml::node* n = t.get(key);
-    if (!n) return nullptr;
-    if (const toml::table* tt = n->as_table()) return tt;
-    error(at(n->source()),
-          std::string(key) + " must be a table [" + std::string(key) + "], not " +
-              type_name(n->type()),
-          std::move(hint));
-    return nullptr;
-  }
-
   void check_host(const std::string& host, const SourceLocation& where,
                   const std::string& context) {
     std::string problem, hint;
@@ -355,244 +229,6 @@ class Parser {
             "peer_down_ms (" + std::to_string(ts.peer_down_ms) +
                 ") must be greater than heartbeat_ms (" + std::to_string(ts.heartbeat_ms) + ")",
             "a few heartbeats, e.g. peer_down_ms = 4 x heartbeat_ms");
-  }
-
-  void read_scheduler(const toml::table& root) {
-    SchedulerSpec& ss = out_.spec.scheduler;
-    const toml::table* t = get_table(root, "scheduler", "write [scheduler] with max_running = 64");
-    if (!t) return;
-    ss.where = at(t->source());
-    check_keys(*t, "[scheduler]", kSchedulerKeys);
-    const auto read = [&](const char* key, int64_t& value) {
-      const toml::node* n = typed(*t, key, "[scheduler]", toml::node_type::integer);
-      if (!n) return;
-      const int64_t v = n->as_integer()->get();
-      if (v < 1 || v > (int64_t{1} << 30)) {
-        error(at(n->source()),
-              std::string(key) + " " + std::to_string(v) + " in [scheduler] must be positive",
-              "a count of sequences, requests or tokens");
-        return;
-      }
-      value = v;
-    };
-    read("max_running", ss.max_running);
-    read("max_waiting", ss.max_waiting);
-    read("kv_budget_tokens", ss.kv_budget_tokens);
-    read("prefill_chunk", ss.prefill_chunk);
-  }
-
-  void read_scaling(const toml::table& root) {
-    ScalingSpec& sc = out_.spec.scaling;
-    const toml::table* t = get_table(root, "scaling", "write [scaling] with enabled = true");
-    if (!t) return;
-    sc.where = at(t->source());
-    check_keys(*t, "[scaling]", kScalingKeys);
-    if (const toml::node* b = typed(*t, "enabled", "[scaling]", toml::node_type::boolean))
-      sc.enabled = b->as_boolean()->get();
-    if (const toml::node* p = typed(*t, "policy", "[scaling]", toml::node_type::string)) {
-      const std::string v = p->as_string()->get();
-      if (v != "threshold" && v != "eplb")
-        error(at(p->source()), "policy " + in_quotes(v) + " in [scaling] is not known",
-              "\"threshold\" (hot_load / cold_load) or \"eplb\" (spread the memory budget)");
-      else
-        sc.policy = v;
-    }
-    const auto number = [&](const char* key, double low, double high, double& value) {
-      const toml::node* n = t->get(key);
-      if (!n) return;
-      std::optional<double> v;
-      if (n->is_floating_point()) v = n->as_floating_point()->get();
-      if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
-      if (!v || !(*v > low && *v < high)) {
-        std::ostringstream range;
-        range << "(" << low << ", " << high << ")";
-        error(at(n->source()),
-              std::string(key) + " in [scaling] must be a number in " + range.str(),
-              "a load relative to the layer's mean load per expert, e.g. 1.5");
-        return;
-      }
-      value = *v;
-    };
-    number("hot_load", 1.0, 1000.0, sc.hot_load);
-    number("cold_load", 0.0, 1.0, sc.cold_load);
-    const auto count = [&](const char* key, int64_t low, int64_t high, int64_t& value) {
-      const toml::node* n = typed(*t, key, "[scaling]", toml::node_type::integer);
-      if (!n) return;
-      const int64_t v = n->as_integer()->get();
-      if (v < low || v > high) {
-        error(at(n->source()),
-              std::string(key) + " " + std::to_string(v) + " in [scaling] is outside " +
-                  std::to_string(low) + "-" + std::to_string(high),
-              "max_replicas counts replicas per expert; memory_mb is in MiB; *_ms in ms");
-        return;
-      }
-      value = v;
-    };
-    count("max_replicas", 1, 1024, sc.max_replicas);
-    count("memory_mb", 0, int64_t{1} << 30, sc.memory_mb);
-    count("node_memory_mb", 0, int64_t{1} << 30, sc.node_memory_mb);
-    count("window_ms", 10, kTimeoutMaxMs, sc.window_ms);
-    count("cooldown_ms", 0, kTimeoutMaxMs, sc.cooldown_ms);
-  }
-
-  void read_sampling(const toml::table& root) {
-    SamplingSpec& sa = out_.spec.sampling;
-    const toml::table* t = get_table(root, "sampling", "write [sampling] with temperature = 0.7");
-    if (!t) return;
-    sa.where = at(t->source());
-    check_keys(*t, "[sampling]", kSamplingKeys);
-    // [low, high], as the OpenAI API bounds them; top_p must also be above 0.
-    const auto number = [&](const char* key, double low, double high, double& value) {
-      const toml::node* n = t->get(key);
-      if (!n) return;
-      std::optional<double> v;
-      if (n->is_floating_point()) v = n->as_floating_point()->get();
-      if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
-      if (!v || !(*v >= low && *v <= high) || (std::string_view(key) == "top_p" && *v == 0)) {
-        std::ostringstream range;
-        range << low << " to " << high;
-        error(at(n->source()),
-              std::string(key) + " in [sampling] must be a number from " + range.str() +
-                  (std::string_view(key) == "top_p" ? ", above 0" : ""),
-              "the default for requests that do not give it, as in the OpenAI API");
-        return;
-      }
-      value = *v;
-    };
-    number("temperature", 0.0, 2.0, sa.temperature);
-    number("top_p", 0.0, 1.0, sa.top_p);
-    const auto count = [&](const char* key, int64_t& value) {
-      const toml::node* n = typed(*t, key, "[sampling]", toml::node_type::integer);
-      if (!n) return;
-      const int64_t v = n->as_integer()->get();
-      if (v < 0 || v > (int64_t{1} << 30)) {
-        error(at(n->source()),
-              std::string(key) + " " + std::to_string(v) + " in [sampling] must be >= 0",
-              "0 turns it off (top_k) or keeps the endpoint's own default (max_tokens)");
-        return;
-      }
-      value = v;
-    };
-    count("top_k", sa.top_k);
-    count("max_tokens", sa.max_tokens);
-  }
-
-  void read_speculative(const toml::table& root) {
-    SpeculativeSpec& sp = out_.spec.speculative;
-    const std::string context = "[speculative]";
-    const toml::table* t =
-        get_table(root, "speculative", "write [speculative] with enabled = true");
-    if (!t) return;
-    sp.where = sp.draft_top_k_where = sp.resident_where = at(t->source());
-    check_keys(*t, context, kSpeculativeKeys);
-    if (const toml::node* b = typed(*t, "enabled", context, toml::node_type::boolean))
-      sp.enabled = b->as_boolean()->get();
-    if (const toml::node* b = typed(*t, "adaptive", context, toml::node_type::boolean))
-      sp.adaptive = b->as_boolean()->get();
-    const auto count = [&](const char* key, int64_t low, int64_t high, int64_t& value,
-                           const char* hint) -> const toml::node* {
-      const toml::node* n = typed(*t, key, context, toml::node_type::integer);
-      if (!n) return nullptr;
-      const int64_t v = n->as_integer()->get();
-      if (v < low || v > high) {
-        error(at(n->source()),
-              std::string(key) + " " + std::to_string(v) + " in " + context + " is outside " +
-                  std::to_string(low) + "-" + std::to_string(high),
-              hint);
-        return nullptr;
-      }
-      value = v;
-      return n;
-    };
-    if (const toml::node* n = count("draft_top_k", 0, kRangeIdMax, sp.draft_top_k,
-                                    "routed experts per draft token; 0 keeps the model's top-k"))
-      sp.draft_top_k_where = at(n->source());
-    const char* gamma_hint = "draft tokens per round, 1-8";
-    const toml::node* gamma = count("gamma", 1, 8, sp.gamma, gamma_hint);
-    const toml::node* low = count("gamma_min", 1, 8, sp.gamma_min, gamma_hint);
-    const toml::node* high = count("gamma_max", 1, 8, sp.gamma_max, gamma_hint);
-    count("draft_context", 0, int64_t{1} << 20, sp.draft_context,
-          "tokens a lagging drafter is rebuilt from; 0: always catch up completely");
-    if (sp.gamma_min > sp.gamma_max)
-      error(at((high  ? high
-                : low ? low
-                      : t)
-                   ->source()),
-            "gamma_min (" + std::to_string(sp.gamma_min) + ") in " + context +
-                " is above gamma_max (" + std::to_string(sp.gamma_max) + ")",
-            "the adaptive controller picks γ in [gamma_min, gamma_max]");
-    else if (sp.gamma < sp.gamma_min || sp.gamma > sp.gamma_max)
-      error(at((gamma ? gamma : t)->source()),
-            "gamma (" + std::to_string(sp.gamma) + ") in " + context + " is outside gamma_min-" +
-                "gamma_max (" + std::to_string(sp.gamma_min) + "-" + std::to_string(sp.gamma_max) +
-                ")",
-            "gamma is the fixed γ, or where the adaptive controller starts");
-    read_resident(*t, context, sp);
-  }
-
-  // resident = 4 (chosen from observed routing), "0-3" (every MoE layer) or ["0-3", "4-7", ...]
-  // (one range string per model layer).
-  void read_resident(const toml::table& t, const std::string& context, SpeculativeSpec& sp) {
-    const toml::node* n = t.get("resident");
-    if (!n) return;
-    sp.resident_where = at(n->source());
-    const std::string hint =
-        "an expert count per layer (chosen from observed routing), a range such as \"0-3\" for "
-        "every MoE layer, or one range string per layer";
-    if (const auto* i = n->as_integer()) {
-      if (i->get() < 1 || i->get() > kRangeIdMax)
-        error(sp.resident_where,
-              "resident " + std::to_string(i->get()) + " in " + context + " must be positive",
-              hint);
-      else
-        sp.resident_count = i->get();
-      return;
-    }
-    std::vector<const toml::node*> items;
-    if (n->is_string()) {
-      sp.resident_shared = true;
-      items.push_back(n);
-    } else if (const toml::array* a = n->as_array()) {
-      for (const toml::node& item : *a) items.push_back(&item);
-    } else {
-      error(sp.resident_where,
-            "resident in " + context +
-                " must be an integer, a string or an array of strings, "
-                "not " +
-                type_name(n->type()),
-            hint);
-      return;
-    }
-    for (const toml::node* item : items) {
-      if (!item->is_string()) {
-        error(at(item->source()),
-              "resident in " + context + ": each layer's entry must be a string, not " +
-                  type_name(item->type()),
-              hint);
-        sp.resident.clear();
-        return;
-      }
-      const std::string& text = item->as_string()->get();
-      if (text.empty() && !sp.resident_shared) {  // a dense layer's entry (or a mistake)
-        sp.resident.emplace_back();
-        continue;
-      }
-      const auto parsed = parse_ranges(text);
-      if (const RangeError* e = std::get_if<RangeError>(&parsed)) {
-        error(at(item->source()), "resident in " + context + ": " + e->message, e->hint);
-        sp.resident.clear();
-        return;
-      }
-      const RangeList& list = std::get<RangeList>(parsed);
-      if (list.all) {
-        error(at(item->source()),
-              "resident in " + context + ": \"all\" is every expert, no resident set",
-              "leave resident out to draft over every expert");
-        sp.resident.clear();
-        return;
-      }
-      sp.resident.push_back(list.ids);
-    }
   }
 
   // The children of [nodes] or [shards], each checked to be a table with a usable name.
@@ -770,9 +406,6 @@ class Parser {
     for (const NodeSpec& n : out_.spec.nodes) names.push_back(n.name);
     return join(names);
   }
-
-  std::string file_;
-  ParseOutcome& out_;
 };
 
 }  // namespace
