@@ -60,13 +60,24 @@ struct SpeculativeSequence {
 };
 
 // One round of the speculator over these sequences, each with the most tokens it may produce.
+// While the speculator predicts plain decoding to be faster, the scheduler decodes its sequences
+// itself (it saves the speculator's hops); the next round brings the tokens it decoded so.
 struct SpeculativeRoundRequest {
   std::vector<SpeculativeRequest> sequences;
+  // Parallel to `sequences` (or empty): tokens the scheduler decoded plainly since the sequence's
+  // last round; the router's cache holds all of them but the last.
+  std::vector<std::vector<int32_t>> decoded;
+  int64_t plain_steps = 0;     // plain steps the scheduler ran instead of rounds
+  int64_t timed_steps = 0;     // of which steady decode steps (no prompt in them) ...
+  double timed_seconds = 0.0;  // ... taking this long in all
 };
 
 // Each sequence's new tokens (1 to its limit), in request order.
 struct SpeculativeRoundResult {
   std::vector<std::vector<int32_t>> tokens;
+  // Rounds the speculator expects to decode plainly from here (until its next probe): the
+  // scheduler may run that many plain steps itself instead of asking.
+  int64_t plain_ahead = 0;
 };
 
 // The speculator's settings (the graph's [speculative] section, docs/speculative.md).

@@ -36,6 +36,9 @@ class RouterBackend : public ForwardBackend {
 
   // The router's cache holds `length` tokens of the sequence (prefilled by someone else).
   void adopt(uint64_t seq_id, int64_t length) { lengths_[seq_id] = length; }
+  // `count` more tokens of the sequence went into the router's cache by other hands (the
+  // scheduler's plain steps).
+  void advance(uint64_t seq_id, int64_t count) { lengths_[seq_id] += count; }
 
   // Routing of the steps with a budget (draft passes) since the last clear:
   // [layer * num_experts + expert] (row, expert) pairs, and the rows.

@@ -1,6 +1,7 @@
 #include "actors/scheduler_actor.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "actors/actor_system_setup.h"
 #include "core/error.h"
@@ -129,6 +130,7 @@ void on_step_result(self_ptr self, const std::vector<std::pair<uint64_t, bool>>&
     if (!sampled) continue;  // still prefilling: these logits are not for a new token
     const int32_t token =
         s->sampler.sample(result->logits.data() + i * result->vocab, result->vocab);
+    if (s->speculated) s->decoded_here.push_back(token);
     if (take_token(st.config, *s, token)) done.push_back(id);
   }
   retire(self, done);
@@ -137,6 +139,7 @@ void on_step_result(self_ptr self, const std::vector<std::pair<uint64_t, bool>>&
 void on_round_result(self_ptr self, const SpeculativeRoundRequest& round,
                      const SpeculativeRoundResult& result) {
   auto& st = self->state;
+  st.plain_ahead = result.plain_ahead;
   std::vector<uint64_t> done;
   for (size_t i = 0; i < round.sequences.size() && i < result.tokens.size(); ++i) {
     const uint64_t id = round.sequences[i].seq_id;
@@ -208,18 +211,27 @@ void send_round(self_ptr self, std::shared_ptr<SpeculativeRoundRequest> round) {
           });
 }
 
+// `for_speculator`: the step decodes speculated sequences in place of a round (plain_ahead);
+// `steady`: it is decode steps only, so its time is a plain step's cost.
 void send_step(self_ptr self, std::shared_ptr<StepRequest> request,
-               std::vector<std::pair<uint64_t, bool>> stepped) {
+               std::vector<std::pair<uint64_t, bool>> stepped, bool for_speculator = false,
+               bool steady = false) {
   auto& st = self->state;
   ++st.in_flight;
   const auto started = std::chrono::steady_clock::now();
   self->request(st.router, st.options.step_timeout, step_atom::value, StepRequestPtr(request))
       .then(
-          [self, stepped, started](const StepResultPtr& result) {
-            if (self->state.options.metrics)
-              self->state.options.metrics->step_done(
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-                      .count());
+          [self, stepped, started, for_speculator, steady](const StepResultPtr& result) {
+            const double seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            if (self->state.options.metrics) self->state.options.metrics->step_done(seconds);
+            if (for_speculator) {
+              ++self->state.plain_steps;
+              if (steady) {
+                ++self->state.timed_steps;
+                self->state.timed_seconds += seconds;
+              }
+            }
             on_step_result(self, stepped, result);
             answered(self);
           },
@@ -246,17 +258,31 @@ void step(self_ptr self) {
   auto round = std::make_shared<SpeculativeRoundRequest>();
   std::vector<std::pair<uint64_t, bool>> stepped;  // sequence, whether this step samples for it
   int64_t prefill_left = st.options.prefill_chunk;
+  // The speculator expects plain decoding for a while: step its sequences here, saving its hops.
+  const bool plain_here = speculating(st) && st.plain_ahead > 0;
+  bool for_speculator = false, steady = true;
   for (auto& s : st.running) {
     const bool decoding = s.pending.size() == 1 && !s.result.tokens.empty();
     if (decoding && speculating(st)) {
       if (!s.speculated) adopt(self, s);
+      if (plain_here) {
+        for_speculator = true;
+        request->sequences.push_back({s.seq_id, s.pending});
+        s.pending.clear();
+        stepped.emplace_back(s.seq_id, true);
+        continue;
+      }
       round->sequences.push_back(
           {s.seq_id, s.request->max_tokens - static_cast<int64_t>(s.result.tokens.size())});
+      round->decoded.push_back(std::move(s.decoded_here));
+      s.decoded_here.clear();
       continue;
     }
+    if (!decoding) steady = false;
     if (s.speculated) {  // speculation was turned off: decode it plainly from here
       self->send(st.options.speculator, forget_atom::value, s.seq_id);
       s.speculated = false;
+      s.decoded_here.clear();
     }
     int64_t take = static_cast<int64_t>(s.pending.size());
     if (!decoding) {
@@ -270,7 +296,15 @@ void step(self_ptr self) {
   }
   // Both go out before either is answered: the router runs the prefill step between the
   // round's steps.
-  if (!request->sequences.empty()) send_step(self, std::move(request), std::move(stepped));
+  if (plain_here) --st.plain_ahead;
+  if (!round->sequences.empty()) {
+    round->plain_steps = std::exchange(st.plain_steps, 0);
+    round->timed_steps = std::exchange(st.timed_steps, 0);
+    round->timed_seconds = std::exchange(st.timed_seconds, 0.0);
+  }
+  if (!request->sequences.empty())
+    send_step(self, std::move(request), std::move(stepped), for_speculator,
+              for_speculator && steady);
   if (!round->sequences.empty()) send_round(self, std::move(round));
 }
 
@@ -309,7 +343,7 @@ scheduler_actor::behavior_type make_scheduler(
   return {
       [self](generate_atom,
              const GenerationRequestPtr& request) -> caf::result<GenerationResultPtr> {
-        Sequence seq{0, request, Sampler({}), {}, {}, {}, {}, 0, false, false};
+        Sequence seq{0, request, Sampler({}), {}, {}, {}, {}, 0, false, false, {}};
         seq.promise = self->make_response_promise<GenerationResultPtr>();
         auto promise = seq.promise;
         std::string why;
@@ -318,7 +352,7 @@ scheduler_actor::behavior_type make_scheduler(
       },
       [self](stream_atom, uint64_t id, const GenerationRequestPtr& request,
              const caf::actor& sink) {
-        Sequence seq{0, request, Sampler({}), {}, {}, {}, sink, id, false, false};
+        Sequence seq{0, request, Sampler({}), {}, {}, {}, sink, id, false, false, {}};
         std::string why;
         if (!enqueue(self, std::move(seq), &why)) caf::anon_send(sink, fail_atom::value, id, why);
       },

@@ -53,6 +53,9 @@ struct scheduler_state {
     uint64_t stream_id = 0;
     bool cancelled = false;
     bool speculated = false;  // decoded by the speculator, which holds both of its caches
+    // Of a speculated sequence: tokens this scheduler decoded plainly since its last round (the
+    // speculator predicted plain decoding faster), to hand over with the next round.
+    std::vector<int32_t> decoded_here;
   };
 
   router_actor router;
@@ -62,6 +65,11 @@ struct scheduler_state {
   std::vector<Sequence> running;
   int64_t kv_reserved = 0;
   int in_flight = 0;  // router steps and speculative rounds sent, not yet answered
+  // Plain steps the speculator said it would take before its next probe (its last round's
+  // plain_ahead): this scheduler runs them itself. Counted since the last round:
+  int64_t plain_ahead = 0;
+  int64_t plain_steps = 0, timed_steps = 0;
+  double timed_seconds = 0.0;
   uint64_t next_seq_id = 1;
 };
 

@@ -131,8 +131,19 @@ speculator_actor::behavior_type make_speculator(
         auto& st = self->state;
         if (!st.decoder) return make_moeflow_error("speculation: no valid settings");
         auto result = std::make_shared<SpeculativeRoundResult>();
+        const int64_t batch = static_cast<int64_t>(request->sequences.size());
         try {
+          for (size_t i = 0; i < request->decoded.size() && i < request->sequences.size(); ++i) {
+            const std::vector<int32_t>& tokens = request->decoded[i];
+            if (tokens.empty()) continue;
+            const uint64_t id = request->sequences[i].seq_id;
+            st.backend->advance(id, static_cast<int64_t>(tokens.size()));
+            st.decoder->append_decoded(id, tokens);
+          }
+          st.decoder->record_plain_elsewhere(batch, request->plain_steps, request->timed_steps,
+                                             request->timed_seconds);
           result->tokens = st.decoder->step(request->sequences);
+          result->plain_ahead = st.decoder->controller().plain_rounds_ahead(batch);
           publish(st);
           choose_resident(st);
         } catch (const Error& e) {

@@ -77,6 +77,11 @@ void SpeculativeDecoder::forget(uint64_t seq_id) {
   engine_.release(draft_id(seq_id));
 }
 
+void SpeculativeDecoder::append_decoded(uint64_t seq_id, const std::vector<int32_t>& tokens) {
+  Sequence& s = sequence(seq_id);
+  s.tokens.insert(s.tokens.end(), tokens.begin(), tokens.end());
+}
+
 SpeculativeDecoder::Sequence& SpeculativeDecoder::sequence(uint64_t seq_id) {
   auto it = sequences_.find(seq_id);
   if (it == sequences_.end())

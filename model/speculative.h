@@ -60,6 +60,15 @@ class SpeculativeDecoder {
   // Frees both caches of a sequence.
   void finish(uint64_t seq_id);
 
+  // Tokens of the sequence that were decoded plainly elsewhere, each fed to the full model's
+  // cache but the last (as after one of this decoder's rounds); `rounds` such rounds of `batch`
+  // sequences ran, `timed` of them steady decode steps taking `seconds` in all (see
+  // SpeculationController::record_plain_elsewhere).
+  void append_decoded(uint64_t seq_id, const std::vector<int32_t>& tokens);
+  void record_plain_elsewhere(int64_t batch, int64_t rounds, int64_t timed, double seconds) {
+    controller_.record_plain_elsewhere(batch, rounds, timed, seconds);
+  }
+
   // Forgets a sequence and frees only the drafter's cache: the caller goes on decoding it plainly
   // (the full cache holds every token of tokens(seq_id) but the last).
   void forget(uint64_t seq_id);

@@ -195,6 +195,21 @@ void SpeculationController::record_speculative(const SpeculativeRound& r) {
   attempts_avg_ = ema(attempts_avg_, static_cast<double>(r.accepted + r.rejected));
 }
 
+void SpeculationController::record_plain_elsewhere(int64_t batch, int64_t rounds, int64_t timed,
+                                                   double seconds) {
+  if (batch < 1 || rounds < 1) return;
+  if (timed > 0) record_plain(batch, seconds / static_cast<double>(timed));
+  Bucket& b = buckets_[bucket_of(batch)];
+  // decide() counts one round per call; these did not call it.
+  b.rounds_since_probe += rounds;
+}
+
+int64_t SpeculationController::plain_rounds_ahead(int64_t batch) const {
+  if (!opts_.adaptive || last_.reason != SpeculationReason::slower_than_plain) return 0;
+  const Bucket& b = buckets_[bucket_of(batch)];
+  return std::max<int64_t>(0, b.probe_interval - b.rounds_since_probe);
+}
+
 void SpeculationController::record_plain(int64_t batch, double seconds) {
   if (batch < 1) return;
   Bucket& b = buckets_[bucket_of(batch)];

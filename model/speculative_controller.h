@@ -71,6 +71,12 @@ class SpeculationController {
   SpeculationDecision decide(int64_t batch);
   void record_speculative(const SpeculativeRound& round);
   void record_plain(int64_t batch, double seconds);
+  // `rounds` plain rounds of `batch` sequences ran elsewhere (they count towards the next probe);
+  // `timed` of them, steady decode steps, took `seconds` in all.
+  void record_plain_elsewhere(int64_t batch, int64_t rounds, int64_t timed, double seconds);
+  // While speculation is off at this batch size: rounds until the next probe is due (at least);
+  // else 0.
+  int64_t plain_rounds_ahead(int64_t batch) const;
 
   const SpeculationDecision& last() const { return last_; }
   // Moving average of the per-token acceptance rate; -1 before any speculative round.
