@@ -198,6 +198,27 @@ TEST(CudaExpertStage, GroupingMatchesTheHostReference) {
   }
 }
 
+// Checked on the host before any launch or device access: runs without a GPU too.
+TEST(CudaExpertStage, RefusesASmallOrMisalignedWorkspace) {
+  kernels::cuda::ExpertLayerView view;
+  view.num_experts = 8;
+  view.slots = 4;
+  view.hidden = 64;
+  view.inter = 128;
+  const size_t need = kernels::cuda::expert_stage_workspace_bytes(view, 10, 2);
+  EXPECT_EQ(need, kernels::cuda::expert_workspace_layout(20, 4, 64, 128).bytes);
+  alignas(256) static unsigned char fake[64];  // never dereferenced: refused first
+  EXPECT_THROW(kernels::cuda::expert_stage(view, nullptr, 10, 2, nullptr, nullptr, nullptr, fake,
+                                           need - 1, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(kernels::cuda::expert_stage(view, nullptr, 10, 2, nullptr, nullptr, nullptr,
+                                           fake + 4, need, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(kernels::cuda::expert_stage(view, nullptr, 10, 0, nullptr, nullptr, nullptr, fake,
+                                           need, nullptr),
+               std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace moeflow
 #else
