@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # On a machine with a GPU: builds moeflow, runs the GPU kernel tests, and runs them again under
-# compute-sanitizer (memcheck, racecheck, synccheck) where it is installed. Logs go to $OUT (or
-# build/gpu_check). Exit status: non-zero when a test or a sanitizer check fails.
+# compute-sanitizer (memcheck, racecheck, synccheck) where it is installed, then the expert-stage
+# benchmark. Logs go to $OUT (or build/gpu_check). Exit status: non-zero when a test or a
+# sanitizer check fails.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${MOEFLOW_BUILD_DIR:-$ROOT/build}"
 LOGS="${OUT:-$BUILD/gpu_check}"
 mkdir -p "$LOGS"
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 || true
-"$ROOT/scripts/build.sh" moeflow_tests > "$LOGS/build.log" 2>&1 || { tail -50 "$LOGS/build.log"; exit 1; }
+"$ROOT/scripts/build.sh" moeflow moeflow_tests > "$LOGS/build.log" 2>&1 || { tail -50 "$LOGS/build.log"; exit 1; }
 TESTS="$BUILD/moeflow_tests"
 FILTER='Cuda*:DeviceCheck*:NodeDevices*'
 status=0
@@ -24,4 +25,5 @@ if [[ -n "$SANITIZER" ]]; then
 else
   echo "gpu_check: compute-sanitizer not installed, skipped"
 fi
+"$BUILD/moeflow" bench cuda-experts 2>&1 | tee "$LOGS/bench_cuda_experts.txt" | tail -12 || status=1
 exit $status
