@@ -11,14 +11,14 @@ mkdir -p "$LOGS"
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 || true
 "$ROOT/scripts/build.sh" moeflow moeflow_tests > "$LOGS/build.log" 2>&1 || { tail -50 "$LOGS/build.log"; exit 1; }
 TESTS="$BUILD/moeflow_tests"
-FILTER='Cuda*:DeviceCheck*:NodeDevices*'
+FILTER='Cuda*:GpuExpertStage*:DeviceCheck*:NodeDevices*'
 status=0
 "$TESTS" --gtest_filter="$FILTER" 2>&1 | tee "$LOGS/tests.log" | tail -30 || status=1
 grep -q "SKIPPED" "$LOGS/tests.log" && echo "gpu_check: some tests skipped (no device?)"
 SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)"
 if [[ -n "$SANITIZER" ]]; then
   for tool in memcheck racecheck synccheck; do
-    "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter='Cuda*' \
+    "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter='Cuda*:GpuExpertStage*' \
       > "$LOGS/sanitizer_$tool.log" 2>&1 || { echo "gpu_check: $tool reported errors"; status=1; }
     tail -3 "$LOGS/sanitizer_$tool.log"
   done
