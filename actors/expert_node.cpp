@@ -11,6 +11,7 @@
 #include "actors/added_replicas.h"
 #include "actors/expert_shard_actor.h"
 #include "actors/link_metrics.h"
+#include "actors/node_devices.h"
 #include "actors/node_metrics.h"
 #include "api/metrics_server.h"
 #include "core/error.h"
@@ -43,6 +44,7 @@ LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, con
                               const std::shared_ptr<metrics::Registry>& registry,
                               const GraphSpec* before = nullptr,
                               const LocalShards* reuse = nullptr) {
+  check_node_devices(g, node);
   LocalShards local;
   local.owner.assign(cfg.num_layers, std::vector<int>(cfg.num_experts, -1));
   for (const ShardSpec* s : g.shards_on(node)) {

@@ -7,6 +7,7 @@
 
 #include "actors/actor_system_setup.h"
 #include "actors/expert_shard_actor.h"
+#include "actors/node_devices.h"
 #include "actors/node_metrics.h"
 #include "actors/remote_shard_actor.h"
 #include "actors/router_metrics.h"
@@ -38,6 +39,7 @@ std::vector<expert_shard_actor> shard_actors(RouterNode& node, const GraphSpec& 
   const std::string& me = g.router_node().name;
   const ModelConfig& cfg = node.pipeline.config;
   const uint64_t hash = graph_hash(g);
+  check_node_devices(g, me);
   std::vector<expert_shard_actor> out;
   for (const ShardSpec& s : g.shards) {
     if (s.node == me) {

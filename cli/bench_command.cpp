@@ -1,8 +1,9 @@
-// `moeflow bench decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative`:
-// throughput against this machine's physical limits.
+// `moeflow bench decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|
+// cuda-experts`: throughput against this machine's physical limits.
 #include <cstdio>
 
 #include "bench/bench_args.h"
+#include "bench/cuda_expert_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/metrics_bench.h"
 #include "bench/nodes_bench.h"
@@ -49,6 +50,15 @@ const std::vector<OptionSpec> kScalingOptions = {
     {"rounds", "R", "timed rounds per policy after the warm-up", "4"},
     {"nodes", "N", "0: one process; 2: router + two expert-node processes, one thread each", "0"},
 };
+const std::vector<OptionSpec> kCudaExpertOptions = {
+    {"rows", "LIST", "row counts, comma-separated", "1,16,128,512,1024,4096,8192"},
+    {"experts", "E", "experts of the layer, all on the GPU", "8"},
+    {"top-k", "K", "experts per row", "2"},
+    {"hidden", "H", "hidden size", "4096"},
+    {"inter", "I", "expert intermediate size", "14336"},
+    {"repeats", "R", "timed calls per row count (median reported)", "20"},
+    {"device", "N", "the GPU (cuda:N)", "0"},
+};
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
     {"tokens", "N", "prompt length", "512"},
@@ -80,7 +90,7 @@ const std::vector<OptionSpec> kTransportOptions = {
 
 constexpr const char* kUsage =
     "Usage: moeflow bench "
-    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative> "
+    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|cuda-experts> "
     "[options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
@@ -90,7 +100,8 @@ constexpr const char* kUsage =
     "  metrics    decode with metrics off vs on (the cost of observability)\n"
     "  reload     live graph edits: saving the file to the new placement in use\n"
     "  scaling    skewed load with autoscaling off, threshold and EPLB-style\n"
-    "  speculative  self-speculative decoding vs plain greedy decoding\n";
+    "  speculative  self-speculative decoding vs plain greedy decoding\n"
+    "  cuda-experts  the GPU expert stage: TFLOP/s vs rows (skipped without a GPU)\n";
 
 }  // namespace
 
@@ -215,6 +226,27 @@ int run_bench(const std::vector<std::string>& argv) {
     return bench::run_reload_bench(o);
   }
   if (what == "machine") return bench::run_machine_bench();
+  if (what == "cuda-experts") {
+    if (print_help_if_asked(rest, "moeflow bench cuda-experts [options]",
+                            "The GPU expert stage alone (random bf16 experts, uniform top-k "
+                            "routing): TFLOP/s and weight GB/s vs rows.",
+                            kCudaExpertOptions))
+      return 0;
+    const Args args(rest, kCudaExpertOptions);
+    bench::CudaExpertBenchOptions o;
+    if (args.has("rows")) o.rows = bench::parse_count_list(*args.get("rows"), "rows", 1 << 20);
+    o.experts = args.get_int("experts", 8);
+    o.top_k = args.get_int("top-k", 2);
+    o.hidden = args.get_int("hidden", 4096);
+    o.inter = args.get_int("inter", 14336);
+    o.repeats = args.get_int("repeats", 20);
+    o.device = static_cast<int>(args.get_int("device", 0));
+    if (o.experts < 1 || o.top_k < 1 || o.top_k > o.experts || o.hidden < 1 || o.inter < 1 ||
+        o.repeats < 1 || o.device < 0)
+      throw Error(
+          "experts, hidden, inter and repeats must be >= 1, top-k 1 to experts, device >= 0");
+    return bench::run_cuda_expert_bench(o);
+  }
   if (what == "transport") {
     if (print_help_if_asked(rest, "moeflow bench transport [options]",
                             "TokenBatch transport over TCP loopback vs raw TCP.",
@@ -236,7 +268,8 @@ int run_bench(const std::vector<std::string>& argv) {
   }
   throw Error(
       "unknown bench \"" + what +
-      "\" (decode, prefill, machine, transport, nodes, metrics, reload, scaling or speculative)");
+      "\" (decode, prefill, machine, transport, nodes, metrics, reload, scaling, speculative or "
+      "cuda-experts)");
 }
 
 }  // namespace moeflow::cli

@@ -84,5 +84,14 @@ TEST(Cli, BadValuesAreNamed) {
   EXPECT_TRUE(contains(r.output, "/nonexistent/model")) << r.output;
 }
 
+// A small shape, so that on a GPU machine it runs in a moment; without a GPU it says why.
+TEST(Cli, CudaExpertBenchRunsOrSaysWhyNot) {
+  const Result r =
+      run("bench cuda-experts --rows 1,70 --experts 4 --hidden 128 --inter 96 --repeats 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "| 70 | 140 |") || contains(r.output, "skipped: no CUDA device"))
+      << r.output;
+}
+
 }  // namespace
 }  // namespace moeflow

@@ -1,0 +1,15 @@
+#pragma once
+// The start-up device check of a node, shared by the router node and expert nodes: the graph's
+// shards on this node against the CUDA devices this process sees (graph/device_check.h).
+#include <string>
+
+#include "graph/graph.h"
+
+namespace moeflow {
+
+// Throws moeflow::Error naming the shard, node and device count when a shard on `node` names a
+// GPU this process lacks. GPU shards that pass are logged: their experts still run on the CPU
+// until the GPU expert path (kernels/cuda/expert_stage.h) is wired into the shard actor.
+void check_node_devices(const GraphSpec& g, const std::string& node);
+
+}  // namespace moeflow
