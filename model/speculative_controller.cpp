@@ -206,8 +206,21 @@ void SpeculationController::record_plain_elsewhere(int64_t batch, int64_t rounds
 
 int64_t SpeculationController::plain_rounds_ahead(int64_t batch) const {
   if (!opts_.adaptive || last_.reason != SpeculationReason::slower_than_plain) return 0;
-  const Bucket& b = buckets_[bucket_of(batch)];
-  return std::max<int64_t>(0, b.probe_interval - b.rounds_since_probe);
+  const int index = bucket_of(batch);
+  const Bucket& b = buckets_[index];
+  const Bucket est = estimates(index);
+  if (est.plain < 0) return 0;
+  // decide() probes at the call where rounds_since_probe, counted up, passes probe_interval and
+  // the probe's predicted cost fits the overhead budget (see decide()); the rounds before it are
+  // plain. Bounded: past that, asking once more costs nothing that matters.
+  int64_t n = std::max<int64_t>(0, b.probe_interval - b.rounds_since_probe);
+  for (const int64_t limit = n + 4096; n < limit; ++n) {
+    const int64_t at = b.rounds_since_probe + n + 1;
+    if (probe_excess(est, batch, gamma_, at) <=
+        opts_.probe_overhead * est.plain * static_cast<double>(batch * at))
+      break;
+  }
+  return n;
 }
 
 void SpeculationController::record_plain(int64_t batch, double seconds) {

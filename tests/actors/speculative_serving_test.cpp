@@ -241,6 +241,53 @@ TEST_F(SpeculativeServingDemo, AdaptiveControllerAndObservedResidentSetKeepPlain
   stop_pipeline(p);
 }
 
+// The adaptive controller over long generations: whenever it has speculation off, the scheduler
+// decodes the speculator's sequences itself between probes and hands the tokens over (which of
+// the modes it picks depends on this machine's timings). Either way the tokens are the plain
+// server's and no KV id is left over; when it was off, the speculator saw fewer rounds than there
+// were decode steps.
+TEST_F(SpeculativeServingDemo, SchedulerDecodesPlainlyBetweenProbesWithTheSameTokens) {
+  ActorSystemConfig cfg;
+  caf::actor_system system{cfg};
+  std::vector<GenerationRequest> reqs;
+  for (const std::vector<int32_t>& prompt :
+       std::vector<std::vector<int32_t>>{{1, 15, 27, 3}, {1, 99, 5}}) {
+    GenerationRequest r;
+    r.prompt = prompt;
+    r.max_tokens = 160;
+    r.stop_at_eos = false;
+    reqs.push_back(r);
+  }
+  const LocalPipeline plain = spawn_local_pipeline(system, demo(), {{}});
+  const auto want = test_support::run_requests(system, plain.scheduler, reqs);
+  stop_pipeline(plain);
+
+  SpeculativeSettings adaptive;
+  adaptive.enabled = true;
+  adaptive.options.control.probe_every = 4;
+  LocalPipelineOptions opts;
+  opts.registry = std::make_shared<metrics::Registry>();
+  opts.speculative = adaptive;
+  const LocalPipeline p = spawn_local_pipeline(system, demo(), {{}}, opts);
+  const auto got = test_support::run_requests(system, p.scheduler, reqs);
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(got[i].error, "") << i;
+    EXPECT_EQ(got[i].result.tokens, want[i].result.tokens) << i;
+  }
+  const std::string text = opts.registry->exposition();
+  const double rounds = test_support::metric_sum(text, "moeflow_speculative_decisions_total");
+  const double off = test_support::metric_sum(text, "moeflow_speculative_decisions_total",
+                                              {{"reason", "slower_than_plain"}});
+  EXPECT_GT(rounds, 0.0) << text;
+  // Without the hand-over every one of the 160 steps would be a round.
+  if (off > 0) {
+    EXPECT_LT(rounds, 120.0) << "the speculator was asked for every step\n" << text;
+  }
+  stop_and_wait(system, p);
+  EXPECT_EQ(p.router_model->cache().sequence_count(), 0u) << "a KV id was not released";
+  stop_pipeline(p);
+}
+
 // A stream cancelled mid-generation frees both of its KV ids (the full model's and the
 // drafter's); the requests next to it are unaffected; turning speculation off live hands running
 // sequences back to plain decoding with the same tokens.

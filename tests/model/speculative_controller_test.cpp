@@ -126,6 +126,34 @@ TEST(SpeculativeController, SwitchesOffWhenSlowerAndBackOnAfterProbe) {
   EXPECT_EQ(d.reason, SpeculationReason::pays);
 }
 
+// The server's scheduler decodes plainly between probes without asking (plain_rounds_ahead) and
+// reports those rounds afterwards (record_plain_elsewhere): the probe comes when it would have.
+TEST(SpeculativeController, PlainRoundsRunElsewhereCountTowardsTheNextProbe) {
+  ControllerOptions o = adaptive();
+  o.probe_overhead = 1.0;
+  SpeculationController c(o);
+  EXPECT_EQ(c.plain_rounds_ahead(1), 0);  // nothing decided yet
+  c.decide(1);
+  c.record_plain(1, 0.010);
+  c.decide(1);
+  c.record_speculative(round(1, 4, 0, 0.008, 0.012));
+  SpeculationDecision d = c.decide(1);
+  ASSERT_EQ(d.reason, SpeculationReason::slower_than_plain);
+  // The switch starts the count: probe_every = 4 plain rounds before the probe is due.
+  EXPECT_EQ(c.plain_rounds_ahead(1), 4);
+  c.record_plain_elsewhere(1, 4, 4, 4 * 0.010);
+  EXPECT_EQ(c.plain_rounds_ahead(1), 0);
+  d = c.decide(1);
+  EXPECT_EQ(d.reason, SpeculationReason::probe);
+  EXPECT_TRUE(d.speculate);
+  // Not adaptive, or speculating: nothing to run elsewhere.
+  ControllerOptions fixed;
+  fixed.adaptive = false;
+  SpeculationController f(fixed);
+  f.decide(1);
+  EXPECT_EQ(f.plain_rounds_ahead(1), 0);
+}
+
 TEST(SpeculativeController, LargeBatchDecodesPlainlyWhileSmallBatchSpeculates) {
   SpeculationController c(adaptive());
   for (int64_t batch : {1, 16}) {
