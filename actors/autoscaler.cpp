@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "actors/added_replicas.h"
-#include "actors/remote_shard_actor.h"
 #include "core/error.h"
 #include "scaling/replica_placement.h"
 
@@ -47,9 +46,8 @@ void Autoscaler::count(const char* action, const std::string& reason) {
   series(action, reason).inc();
 }
 
-Autoscaler::Candidates Autoscaler::candidates() const {
+Autoscaler::Candidates Autoscaler::candidates(const Placement& placement) const {
   const GraphSpec& g = node_.graph;
-  const ModelConfig& cfg = node_.pipeline.config;
   Candidates c;
   std::vector<int> index_of(g.shards.size(), -1);
   for (const NodeSpec& n : g.nodes) {
@@ -60,17 +58,23 @@ Autoscaler::Candidates Autoscaler::candidates() const {
     c.names.push_back(n.name);
   }
   c.load.nodes = static_cast<int>(c.names.size());
-  const Placement placement = make_placement(g, cfg);
   c.load.holders.resize(placement.owners.size());
   for (size_t l = 0; l < placement.owners.size(); ++l) {
     c.load.holders[l].resize(placement.owners[l].size());
     for (size_t e = 0; e < placement.owners[l].size(); ++e)
       for (int s : placement.owners[l][e]) c.load.holders[l][e].push_back(index_of[s]);
   }
+  // Each node's own budget (node_memory_mb), less what it already holds or is loading.
+  const ScalingSpec& spec = g.scaling;
+  if (spec.node_memory_mb > 0 && node_.expert_mb > 0)
+    c.load.room.assign(c.names.size(), static_cast<int>(static_cast<double>(spec.node_memory_mb) /
+                                                        node_.expert_mb));
   auto held_by = [&](int64_t layer, int64_t expert, const std::string& node) {
     const auto it = std::find(c.names.begin(), c.names.end(), node);
-    if (it != c.names.end())
-      c.load.holders.at(layer).at(expert).push_back(static_cast<int>(it - c.names.begin()));
+    if (it == c.names.end()) return;
+    const int n = static_cast<int>(it - c.names.begin());
+    c.load.holders.at(layer).at(expert).push_back(n);
+    if (!c.load.room.empty()) --c.load.room[static_cast<size_t>(n)];
   };
   const std::string& me = g.router_node().name;
   for (const auto& r : node_.added) held_by(r.layer, r.expert, r.node.empty() ? me : r.node);
@@ -114,20 +118,8 @@ std::vector<ScalingAction> Autoscaler::poll() {
     for (const auto& l : loading_) ++in.added[l.action.layer][l.action.expert];
     if (spec.enabled) actions = decide_scaling(spec, in);
 
-    Candidates c = candidates();
+    Candidates c = candidates(placement);
     c.load.tokens = in.tokens;
-    if (spec.node_memory_mb > 0 && node_.expert_mb > 0) {
-      // Each node's own budget, less what it already holds or is loading.
-      const int cap = static_cast<int>(static_cast<double>(spec.node_memory_mb) / node_.expert_mb);
-      c.load.room.assign(c.names.size(), cap);
-      auto take = [&](const std::string& node) {
-        const auto it = std::find(c.names.begin(), c.names.end(), node);
-        if (it != c.names.end()) --c.load.room[static_cast<size_t>(it - c.names.begin())];
-      };
-      for (const auto& r : node_.added)
-        take(r.node.empty() ? node_.graph.router_node().name : r.node);
-      for (const auto& l : loading_) take(l.node);
-    }
     const std::vector<int> targets = place_replicas(actions, c.load);
     const std::string& me = node_.graph.router_node().name;
     const bool single_process = node_.peer_of.empty();
@@ -151,6 +143,7 @@ std::vector<ScalingAction> Autoscaler::poll() {
   if (changed)
     node_.swap_placement(node_.graph, node_.pipeline.shards,
                          make_placement(node_.graph, node_.pipeline.config).owners);
+
   // Retired replicas stop once the router no longer sends them rows: after the swap.
   for (const auto& actor : stopped) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   for (const Drop& d : drops_)
@@ -191,10 +184,7 @@ bool Autoscaler::collect_loaded() {
     const std::string failure = it->answer.get();
     const ScalingAction& a = it->action;
     if (failure.empty()) {
-      node_.added.push_back({a.layer, a.expert,
-                             node_.system->spawn(make_remote_shard, node_.bridge.get(), it->peer,
-                                                 graph_hash(node_.graph)),
-                             Clock::now(), it->node, it->peer});
+      node_.added.push_back({a.layer, a.expert, {}, Clock::now(), it->node, it->peer});
       count("add", a.reason);
       log_("autoscaler: node " + it->node + " serves a replica of " +
            describe_expert(a.layer, a.expert) + " (loaded in " +
@@ -215,7 +205,7 @@ void Autoscaler::retire(const ScalingAction& a, std::vector<expert_shard_actor>&
   // The oldest added replica of that expert goes.
   for (auto it = node_.added.begin(); it != node_.added.end(); ++it) {
     if (it->layer != a.layer || it->expert != a.expert) continue;
-    stopped.push_back(it->actor);
+    if (it->actor) stopped.push_back(it->actor);
     if (it->peer >= 0) drops_.push_back({it->peer, a.layer, a.expert});
     node_.added.erase(it);
     break;

@@ -44,7 +44,7 @@ class Autoscaler {
   };
   // The nodes that may take replicas and, per (layer, expert), which of them hold it.
   struct Candidates;
-  Candidates candidates() const;
+  Candidates candidates(const Placement& placement) const;
   void add_here(const ScalingAction& action);
   void add_on(const ScalingAction& action, const std::string& node);
   bool collect_loaded();  // true when a loaded replica joined

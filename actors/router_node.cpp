@@ -101,7 +101,8 @@ void connect_node(RouterNode& node, const GraphSpec& g, const NodeSpec& n, bool 
 
 RouterNode::~RouterNode() {
   stop_pipeline(pipeline);
-  for (const AddedReplica& r : added) caf::anon_send_exit(r.actor, caf::exit_reason::user_shutdown);
+  for (const AddedReplica& r : added)
+    if (r.actor) caf::anon_send_exit(r.actor, caf::exit_reason::user_shutdown);
   if (system) {
     // The actors write metrics and use the bridge until they are gone.
     caf::scoped_actor self{*system};
@@ -109,7 +110,8 @@ RouterNode::~RouterNode() {
     if (pipeline.speculator) self->wait_for(pipeline.speculator);
     if (pipeline.router) self->wait_for(pipeline.router);
     for (const auto& a : pipeline.shards) self->wait_for(a);
-    for (const AddedReplica& r : added) self->wait_for(r.actor);
+    for (const AddedReplica& r : added)
+      if (r.actor) self->wait_for(r.actor);
   }
   bridge.reset();
 }
@@ -122,16 +124,18 @@ void RouterNode::swap_placement(const GraphSpec& g,
   update->owners = std::move(owners);
   for (const AddedReplica& r : added) {
     auto& holders = update->owners.at(r.layer).at(r.expert);
-    if (r.peer >= 0) {
-      const auto on_node = std::find_if(g.shards.begin(), g.shards.end(),
-                                        [&](const ShardSpec& s) { return s.node == r.node; });
-      if (on_node != g.shards.end()) {
-        holders.push_back(static_cast<int>(on_node - g.shards.begin()));
-        continue;
-      }
+    if (r.peer < 0) {
+      holders.push_back(static_cast<int>(update->shards.size()));
+      update->shards.push_back(r.actor);
+      continue;
     }
-    holders.push_back(static_cast<int>(update->shards.size()));
-    update->shards.push_back(r.actor);
+    const auto on_node = std::find_if(g.shards.begin(), g.shards.end(),
+                                      [&](const ShardSpec& s) { return s.node == r.node; });
+    if (on_node == g.shards.end())
+      throw Error("internal: the replica of layer " + std::to_string(r.layer) + " expert " +
+                  std::to_string(r.expert) + " is on node " + r.node +
+                  ", which holds no shard of the graph");
+    holders.push_back(static_cast<int>(on_node - g.shards.begin()));
   }
   caf::scoped_actor self{*system};
   std::string failure;
@@ -198,26 +202,25 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
     }
   }
 
-  // Stand-ins of replicas added on expert nodes carry the graph hash too: new ones for `next`.
-  // Replicas on nodes that leave go with them.
-  std::vector<expert_shard_actor> old_stand_ins;
-  for (auto it = added.begin(); it != added.end();) {
-    if (it->peer >= 0) old_stand_ins.push_back(it->actor);
-    if (it->peer >= 0 && leaving.count(it->peer)) {
-      it = added.erase(it);
-      continue;
-    }
-    if (it->peer >= 0)
-      it->actor = system->spawn(make_remote_shard, bridge.get(), it->peer, new_hash);
-    ++it;
-  }
+  // A replica added on an expert node that leaves, or keeps no shard in `next` to reach it by,
+  // goes; a node that stays is told to drop it once the new placement is in use.
+  std::vector<AddedReplica> kept_added, dropped_added;
+  for (AddedReplica& r : added)
+    (r.peer >= 0 && (leaving.count(r.peer) || next.shards_on(r.node).empty()) ? dropped_added
+                                                                              : kept_added)
+        .push_back(std::move(r));
+  added = std::move(kept_added);
   try {
     swap_placement(next, shards, make_placement(next, cfg).owners);
   } catch (const Error&) {
+    added.insert(added.end(), dropped_added.begin(), dropped_added.end());
     stop_actors(spawned);
+    forget_added_nodes();
     throw;
   }
-  stop_actors(old_stand_ins);
+  for (const AddedReplica& r : dropped_added)
+    if (!leaving.count(r.peer))
+      bridge->request_replica(r.peer, false, r.layer, static_cast<int32_t>(r.expert));
   for (const std::string& name : plan.nodes_removed) {
     bridge->remove_peer(peer_of.at(name));
     peer_of.erase(name);

@@ -28,12 +28,13 @@ struct RouterNode {
   std::map<std::string, int> peer_of;  // expert node name -> bridge peer
   double expert_mb = 0;                // weights of one expert as loaded
 
-  // Replicas the autoscaler added (actors/autoscaler.h), placed after the graph's shards: each
-  // an actor holding one expert in this process (node empty), or the stand-in for one an expert
-  // node loaded (node, its bridge peer).
+  // Replicas the autoscaler added (actors/autoscaler.h): an actor holding one expert in this
+  // process (node empty, placed after the graph's shards), or one an expert node loaded beside
+  // its shards (node, its bridge peer; no actor: the router reaches it through the stand-in of
+  // one of that node's graph shards).
   struct AddedReplica {
     int64_t layer = 0, expert = 0;
-    expert_shard_actor actor;
+    expert_shard_actor actor;  // null for a replica on an expert node
     std::chrono::steady_clock::time_point created;
     std::string node;
     int peer = -1;
@@ -41,8 +42,8 @@ struct RouterNode {
   std::vector<AddedReplica> added;
 
   // Gives the router `graph_shards` with `owners` (the placement of graph `g`) plus the added
-  // replicas, and waits until it uses them. A replica on an expert node that holds shards of `g`
-  // is reached through the first one's stand-in, so that the router sends that node one request
+  // replicas, and waits until it uses them. A replica on an expert node is reached through the
+  // stand-in of the node's first shard in `g`, so that the router sends that node one request
   // per layer, not one per replica. Throws moeflow::Error when the router does not answer.
   void swap_placement(const GraphSpec& g, const std::vector<expert_shard_actor>& graph_shards,
                       ExpertOwners owners);
