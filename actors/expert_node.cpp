@@ -265,10 +265,11 @@ class ExpertNodeServer {
 
   const Served& current() const { return served_.back(); }
 
-  const Served* find_served(uint64_t hash) const {
-    for (const Served& s : served_)
-      if (s.hash == hash) return &s;
-    return nullptr;
+  // The position of graph `hash` among the served ones; served_.size() when it is not served.
+  size_t served_index(uint64_t hash) const {
+    size_t i = 0;
+    while (i < served_.size() && served_[i].hash != hash) ++i;
+    return i;
   }
 
   // Stops serving the `count` oldest graphs; their actors that a later graph (or the one being
@@ -299,7 +300,7 @@ class ExpertNodeServer {
         const auto& theirs = std::get<transport::Hello>(m.body);
         // During a live change a peer may still run an earlier graph.
         transport::Hello ours = ours_;
-        if (find_served(theirs.graph_hash)) ours.graph_hash = theirs.graph_hash;
+        if (served_index(theirs.graph_hash) < served_.size()) ours.graph_hash = theirs.graph_hash;
         if (auto refusal = transport::check_peer(ours, theirs)) {
           log(node_, "refusing " + theirs.node_name + ": " + *refusal);
           socket.send_to(got.routing_id,
@@ -394,19 +395,16 @@ class ExpertNodeServer {
       log(node_, "request " + std::to_string(m.request_id()) + " failed: " + text);
       socket.send_to(got.routing_id, transport::encode_error(m.request_id(), code, text, origin));
     };
-    const Served* served = nullptr;
-    for (size_t i = 0; i < served_.size() && !served; ++i)
-      if (served_[i].hash == m.header.graph_hash) {
-        // The router has moved to this graph: the earlier ones' shards can go.
-        if (i > 0) retire_before(i);
-        served = &served_.front();
-      }
-    if (!served) {
+    const size_t index = served_index(m.header.graph_hash);
+    const bool known = index < served_.size();
+    // The router has moved to this graph: the earlier ones' shards can go.
+    if (known && index > 0) retire_before(index);
+    if (!known) {
       return reply_error(transport::ErrorCode::incompatible_peer,
                          "request for graph " + transport::format_hash(m.header.graph_hash) +
                              ", this node runs " + transport::format_hash(ours_.graph_hash));
     }
-    const LocalShards& local = served->shards;
+    const LocalShards& local = served_.front().shards;  // the graph of this request, now the oldest
     // Moved out of the decoded message: the local shards share it without another copy.
     const auto shared = std::make_shared<const TokenBatch>(std::move(std::get<TokenBatch>(m.body)));
     const TokenBatch& batch = *shared;
