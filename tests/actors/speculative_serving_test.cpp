@@ -46,6 +46,24 @@ void stop_and_wait(caf::actor_system& system, const LocalPipeline& p) {
   }
 }
 
+// Stops `p` once idle (stop_and_wait) and checks that no KV id, the full model's or a drafter's,
+// is left in its router's cache; then releases the pipeline.
+void expect_caches_released(caf::actor_system& system, const LocalPipeline& p) {
+  stop_and_wait(system, p);
+  EXPECT_EQ(p.router_model->cache().sequence_count(), 0u) << "a KV id was not released";
+  stop_pipeline(p);
+}
+
+// What the plain server (no speculator) answers to `requests` on `model`.
+std::vector<test_support::Outcome> plain_outcomes(caf::actor_system& system,
+                                                  const std::filesystem::path& model,
+                                                  const std::vector<GenerationRequest>& requests) {
+  const LocalPipeline plain = spawn_local_pipeline(system, model, {{}});
+  auto outcomes = test_support::run_requests(system, plain.scheduler, requests);
+  stop_pipeline(plain);
+  return outcomes;
+}
+
 // Streams one request; the tokens in the order they came.
 struct Stream {
   std::vector<int32_t> tokens;
@@ -92,9 +110,7 @@ TEST_P(SpeculativeServingGolden, GreedyTokensEqualTheReferenceForEveryGamma) {
   EXPECT_GT(
       test_support::metric_sum(text, "moeflow_speculative_decisions_total", {{"reason", "fixed"}}),
       0.0);
-  stop_and_wait(system, p);
-  EXPECT_EQ(p.router_model->cache().sequence_count(), 0u) << "a KV id was not released";
-  stop_pipeline(p);
+  expect_caches_released(system, p);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, SpeculativeServingGolden,
@@ -196,19 +212,15 @@ TEST_F(SpeculativeServingDemo, StreamsEqualPlainDecodingWithRequestsJoiningMidRu
     EXPECT_GT(test_support::metric_sum(text, "moeflow_speculative_position_drafted_tokens_total",
                                        {{"position", "0"}}),
               0.0);
-    stop_and_wait(system, p);
-    EXPECT_EQ(p.router_model->cache().sequence_count(), 0u) << "a KV id was not released";
-    stop_pipeline(p);
+    expect_caches_released(system, p);
   }
 }
 
 TEST_F(SpeculativeServingDemo, AdaptiveControllerAndObservedResidentSetKeepPlainTokens) {
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
-  const LocalPipeline plain = spawn_local_pipeline(system, demo(), {{}});
   const auto reqs = requests();
-  const auto want = test_support::run_requests(system, plain.scheduler, reqs);
-  stop_pipeline(plain);
+  const auto want = plain_outcomes(system, demo(), reqs);
 
   SpeculativeSettings adaptive;
   adaptive.enabled = true;
@@ -229,8 +241,7 @@ TEST_F(SpeculativeServingDemo, AdaptiveControllerAndObservedResidentSetKeepPlain
     EXPECT_EQ(got[i].error, "") << i;
     EXPECT_EQ(got[i].result.tokens, want[i].result.tokens) << i;
   }
-  stop_and_wait(system, p);
-  EXPECT_EQ(p.router_model->cache().sequence_count(), 0u);
+  expect_caches_released(system, p);
   std::lock_guard<std::mutex> lock(*log_mutex);
   // The demo model has 4 MoE layers: 2 experts chosen for each.
   const auto chosen = std::find_if(log->begin(), log->end(), [](const std::string& l) {
@@ -238,7 +249,6 @@ TEST_F(SpeculativeServingDemo, AdaptiveControllerAndObservedResidentSetKeepPlain
   });
   ASSERT_NE(chosen, log->end());
   EXPECT_NE(chosen->find("layer 3: "), std::string::npos) << *chosen;
-  stop_pipeline(p);
 }
 
 // The adaptive controller over long generations: whenever it has speculation off, the scheduler
@@ -258,9 +268,7 @@ TEST_F(SpeculativeServingDemo, SchedulerDecodesPlainlyBetweenProbesWithTheSameTo
     r.stop_at_eos = false;
     reqs.push_back(r);
   }
-  const LocalPipeline plain = spawn_local_pipeline(system, demo(), {{}});
-  const auto want = test_support::run_requests(system, plain.scheduler, reqs);
-  stop_pipeline(plain);
+  const auto want = plain_outcomes(system, demo(), reqs);
 
   SpeculativeSettings adaptive;
   adaptive.enabled = true;
@@ -283,9 +291,7 @@ TEST_F(SpeculativeServingDemo, SchedulerDecodesPlainlyBetweenProbesWithTheSameTo
   if (off > 0) {
     EXPECT_LT(rounds, 120.0) << "the speculator was asked for every step\n" << text;
   }
-  stop_and_wait(system, p);
-  EXPECT_EQ(p.router_model->cache().sequence_count(), 0u) << "a KV id was not released";
-  stop_pipeline(p);
+  expect_caches_released(system, p);
 }
 
 // A stream cancelled mid-generation frees both of its KV ids (the full model's and the
@@ -298,11 +304,9 @@ TEST_F(SpeculativeServingDemo, CancelFreesBothCachesAndTurningOffLiveKeepsTokens
   longer.prompt = {1, 15, 27, 3};
   longer.max_tokens = 200;
   longer.stop_at_eos = false;
-  const LocalPipeline plain = spawn_local_pipeline(system, demo(), {{}});
   GenerationRequest other = longer;
   other.max_tokens = 40;
-  const auto want = test_support::run_requests(system, plain.scheduler, {other});
-  stop_pipeline(plain);
+  const auto want = plain_outcomes(system, demo(), {other});
 
   LocalPipelineOptions opts;
   opts.speculative = fixed_gamma(4);

@@ -38,6 +38,15 @@ SpeculativeRound round(int64_t batch, int64_t gamma, int64_t accepted, double dr
   return r;
 }
 
+// Batch 1 measured both ways: a plain step of 10 ms, and a speculative round whose drafts are
+// rarely accepted while a draft costs 80% of a plain step: slower than plain.
+void measure_slower_than_plain(SpeculationController& c) {
+  c.decide(1);
+  c.record_plain(1, 0.010);
+  c.decide(1);
+  c.record_speculative(round(1, 4, 0, 0.008, 0.012));
+}
+
 TEST(SpeculativeController, ExpectedTokensPerRound) {
   EXPECT_DOUBLE_EQ(SpeculationController::expected_tokens(1.0, 4), 5.0);
   EXPECT_DOUBLE_EQ(SpeculationController::expected_tokens(0.0, 4), 1.0);
@@ -100,11 +109,7 @@ TEST(SpeculativeController, SwitchesOffWhenSlowerAndBackOnAfterProbe) {
   ControllerOptions o = adaptive();
   o.probe_overhead = 1.0;  // cost no constraint here: see ProbesStayWithinOverheadBudget
   SpeculationController c(o);
-  c.decide(1);
-  c.record_plain(1, 0.010);
-  c.decide(1);
-  // Rarely accepted, and a draft costs 80% of a plain step: slower than plain.
-  c.record_speculative(round(1, 4, 0, 0.008, 0.012));
+  measure_slower_than_plain(c);
   SpeculationDecision d = c.decide(1);
   EXPECT_FALSE(d.speculate);
   EXPECT_EQ(d.reason, SpeculationReason::slower_than_plain);
@@ -133,10 +138,7 @@ TEST(SpeculativeController, PlainRoundsRunElsewhereCountTowardsTheNextProbe) {
   o.probe_overhead = 1.0;
   SpeculationController c(o);
   EXPECT_EQ(c.plain_rounds_ahead(1), 0);  // nothing decided yet
-  c.decide(1);
-  c.record_plain(1, 0.010);
-  c.decide(1);
-  c.record_speculative(round(1, 4, 0, 0.008, 0.012));
+  measure_slower_than_plain(c);
   SpeculationDecision d = c.decide(1);
   ASSERT_EQ(d.reason, SpeculationReason::slower_than_plain);
   // The switch starts the count: probe_every = 4 plain rounds before the probe is due.
@@ -177,10 +179,7 @@ TEST(SpeculativeController, ProbesBackOffWhileTheyConfirm) {
   ControllerOptions o = adaptive();
   o.probe_overhead = 1.0;  // cost no constraint here: see ProbesStayWithinOverheadBudget
   SpeculationController c(o);
-  c.decide(1);
-  c.record_plain(1, 0.010);
-  c.decide(1);
-  c.record_speculative(round(1, 4, 0, 0.008, 0.012));
+  measure_slower_than_plain(c);
   std::vector<int> probes;
   for (int r = 0; r < 60; ++r) {
     const SpeculationDecision d = c.decide(1);
