@@ -10,6 +10,7 @@
 #include "actors/actor_system_setup.h"
 #include "actors/local_pipeline.h"
 #include "core/error.h"
+#include "model/sampler.h"
 #include "tests/support/golden.h"
 #include "tests/support/metrics_text.h"
 #include "tests/support/scheduler_client.h"
@@ -291,6 +292,66 @@ TEST_F(SpeculativeServingDemo, SchedulerDecodesPlainlyBetweenProbesWithTheSameTo
   if (off > 0) {
     EXPECT_LT(rounds, 120.0) << "the speculator was asked for every step\n" << text;
   }
+  expect_caches_released(system, p);
+}
+
+// The hand-over itself, driven by hand as the scheduler does it: a sequence is prefilled and
+// decoded two steps on the router directly, then its next round brings those tokens to the
+// speculator (SpeculativeRoundRequest::decoded). The round continues exactly where plain
+// decoding would, and both KV ids are released.
+TEST_F(SpeculativeServingDemo, RoundAfterPlainStepsTakesOverTheDecodedTokens) {
+  ActorSystemConfig cfg;
+  caf::actor_system system{cfg};
+  GenerationRequest r;
+  r.prompt = {1, 99, 5};  // its first tokens differ, so a token fed twice or lost shows
+  r.max_tokens = 12;
+  r.stop_at_eos = false;
+  const std::vector<int32_t> want = plain_outcomes(system, demo(), {r})[0].result.tokens;
+  ASSERT_EQ(want.size(), 12u);
+
+  LocalPipelineOptions opts;
+  opts.speculative = fixed_gamma(2);
+  const LocalPipeline p = spawn_local_pipeline(system, demo(), {{}}, opts);
+  caf::scoped_actor self{system};
+  const uint64_t id = 1;
+  auto step = [&](std::vector<int32_t> tokens) {
+    auto request = std::make_shared<StepRequest>();
+    request->sequences.push_back({id, std::move(tokens)});
+    int32_t next = -1;
+    self->request(p.router, 30s, step_atom::value, StepRequestPtr(request))
+        .receive([&](const StepResultPtr& out) { next = argmax(out->logits.data(), out->vocab); },
+                 [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    return next;
+  };
+  std::vector<int32_t> got = {step(r.prompt)};
+  auto seq = std::make_shared<SpeculativeSequence>();
+  seq->seq_id = id;
+  seq->tokens = r.prompt;
+  seq->tokens.push_back(got[0]);
+  self->send(p.speculator, adopt_atom::value, SpeculativeSequencePtr(seq));
+  // Two plain steps by hand, as the scheduler takes them while plain_ahead > 0.
+  for (int i = 0; i < 2; ++i) got.push_back(step({got.back()}));
+  auto round = std::make_shared<SpeculativeRoundRequest>();
+  round->sequences.push_back({id, r.max_tokens - static_cast<int64_t>(got.size())});
+  round->decoded.push_back({got[1], got[2]});
+  round->plain_steps = 2;
+  self->request(p.speculator, 60s, round_atom::value, SpeculativeRoundRequestPtr(round))
+      .receive(
+          [&](const SpeculativeRoundResultPtr& out) {
+            ASSERT_EQ(out->tokens.size(), 1u);
+            EXPECT_FALSE(out->tokens[0].empty());
+            got.insert(got.end(), out->tokens[0].begin(), out->tokens[0].end());
+          },
+          [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+  ASSERT_LT(got.size(), want.size());
+  EXPECT_EQ(got, std::vector<int32_t>(want.begin(), want.begin() + got.size()));
+  // The router's cache holds the prompt and every token but the last, once each: one more plain
+  // step continues the reference.
+  got.push_back(step({got.back()}));
+  EXPECT_EQ(p.router_model->cache().length(id),
+            static_cast<int64_t>(r.prompt.size() + got.size()) - 1);
+  EXPECT_EQ(got.back(), want[got.size() - 1]);
+  self->send(p.speculator, release_atom::value, id);
   expect_caches_released(system, p);
 }
 
