@@ -15,6 +15,7 @@
 #include "actors/node_metrics.h"
 #include "api/metrics_server.h"
 #include "core/error.h"
+#include "graph/device_check.h"
 #include "graph/graph_plan.h"
 #include "graph/graph_watcher.h"
 #include "model/dispatch.h"
@@ -59,16 +60,17 @@ LocalShards load_local_shards(caf::actor_system& system, const GraphSpec& g, con
       const std::vector<const ShardSpec*> old_specs = before->shards_on(node);
       const auto spec = std::find_if(old_specs.begin(), old_specs.end(),
                                      [&](const ShardSpec* o) { return o->name == s->name; });
-      if (old != reuse->names.end() && spec != old_specs.end() && same_experts(**spec, *s, cfg)) {
+      if (old != reuse->names.end() && spec != old_specs.end() && same_shard(**spec, *s, cfg)) {
         local.actors.push_back(reuse->actors[old - reuse->names.begin()]);
         continue;
       }
     }
-    log(node, "loading shard " + s->name + "...");
+    log(node, "loading shard " + s->name + " (" + s->device + ")...");
     auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
-        g.model.path, g.model.dtype, [s](int64_t l, int64_t e) { return s->owns(l, e); }, {}));
-    log(node,
-        "shard " + s->name + ": " + std::to_string(shard->expert_count()) + " experts loaded");
+        g.model.path, g.model.dtype, [s](int64_t l, int64_t e) { return s->owns(l, e); }, {},
+        cuda_device_index(s->device)));
+    log(node, "shard " + s->name + ": " + std::to_string(shard->expert_count()) +
+                  " experts loaded on " + shard->device_name());
     auto metrics = std::make_shared<ShardMetrics>(registry, s->name, cfg.num_layers,
                                                   cfg.num_experts, g.metrics.per_expert);
     local.actors.push_back(system.spawn(make_expert_shard, std::move(shard), std::move(metrics)));

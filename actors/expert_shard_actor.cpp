@@ -8,7 +8,7 @@ ExpertOutput run_expert_batch(ExpertShard& shard, const TokenBatch& batch) {
   ExpertOutput out;
   out.layer = batch.layer;
   out.rows.resize(batch.size() * batch.hidden_size);
-  out.computed = shard.stage().run(batch, out.rows.data());
+  out.computed = shard.run(batch, out.rows.data());
   return out;
 }
 
@@ -27,7 +27,7 @@ expert_shard_actor::behavior_type make_expert_shard(
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         st.metrics->observe(batch->layer, seconds, out->computed, queued,
-                            st.shard->stage().last_work());
+                            st.shard->last_work());
         return out;
       },
   };

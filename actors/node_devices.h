@@ -8,8 +8,7 @@
 namespace moeflow {
 
 // Throws moeflow::Error naming the shard, node and device count when a shard on `node` names a
-// GPU this process lacks. GPU shards that pass are logged: their experts still run on the CPU
-// until the GPU expert path (kernels/cuda/expert_stage.h) is wired into the shard actor.
+// GPU this process lacks.
 void check_node_devices(const GraphSpec& g, const std::string& node);
 
 }  // namespace moeflow

@@ -13,6 +13,7 @@
 #include "actors/router_metrics.h"
 #include "actors/speculative_settings.h"
 #include "core/error.h"
+#include "graph/device_check.h"
 #include "graph/graph_plan.h"
 #include "model/model_hash.h"
 #include "transport/endpoint.h"
@@ -44,13 +45,14 @@ std::vector<expert_shard_actor> shard_actors(RouterNode& node, const GraphSpec& 
   for (const ShardSpec& s : g.shards) {
     if (s.node == me) {
       const ShardSpec* old = before ? before->find_shard(s.name) : nullptr;
-      if (old && old->node == before->router_node().name && same_experts(*old, s, cfg) &&
+      if (old && old->node == before->router_node().name && same_shard(*old, s, cfg) &&
           reuse.count(s.name)) {
         out.push_back(reuse.at(s.name));
         continue;
       }
       auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
-          g.model.path, g.model.dtype, [&s](int64_t l, int64_t e) { return s.owns(l, e); }, {}));
+          g.model.path, g.model.dtype, [&s](int64_t l, int64_t e) { return s.owns(l, e); }, {},
+          cuda_device_index(s.device)));
       auto metrics = std::make_shared<ShardMetrics>(node.registry, s.name, cfg.num_layers,
                                                     cfg.num_experts, g.metrics.per_expert);
       out.push_back(node.system->spawn(make_expert_shard, std::move(shard), std::move(metrics)));

@@ -185,6 +185,9 @@ struct Placement {
 // Whether two shards hold the same experts of every layer of `model`.
 bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& model);
 
+// Same experts on the same device: a reloaded graph can keep such a shard's loaded weights.
+bool same_shard(const ShardSpec& a, const ShardSpec& b, const ModelConfig& model);
+
 // Ids beyond the model in a shard are ignored here (validate_graph reports them).
 Placement make_placement(const GraphSpec& g, const ModelConfig& model);
 

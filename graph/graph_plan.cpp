@@ -133,8 +133,8 @@ void compare_shards(const GraphSpec& before, const GraphSpec& after, const Model
     if (!old) plan.shards_added.push_back(name);
     if (!now) plan.shards_removed.push_back(name);
     if (old && now && old->device != now->device)
-      plan.restart.push_back("shard " + name + " device " + old->device + " -> " + now->device +
-                             ": restart node " + now->node);
+      plan.devices.push_back("shard " + name + " (node " + now->node + "): " + old->device +
+                             " -> " + now->device);
     const std::string node = now ? now->node : old->node;
     for (int64_t l = 0; l < model.num_layers; ++l) {
       if (!model.layer_is_moe[l]) continue;
@@ -177,6 +177,8 @@ std::string format_plan(const GraphPlan& plan) {
     if (!c.lost.empty()) out << " drops experts " << format_ranges(c.lost);
     out << "\n";
   }
+  for (const std::string& d : plan.devices)
+    out << "~ " << d << " (loads its experts there while the old copy serves)\n";
   for (const std::string& s : plan.settings) out << "~ " << s << "\n";
   for (const std::string& r : plan.restart) out << "! " << r << "\n";
   out << (plan.live() ? "applied live: yes (between decode steps, nothing restarts)\n"

@@ -30,12 +30,16 @@ struct GraphPlan {
   std::vector<std::string> nodes_added, nodes_removed;    // expert nodes, by name
   std::vector<std::string> shards_added, shards_removed;  // names
   std::vector<ShardExpertChange> experts;                 // per shard and layer that changed
+  // "shard gpu0 (node a): cpu -> cuda:0", applied live: the shard loads its experts on the new
+  // device while the old copy serves, as a shard that gains experts does.
+  std::vector<std::string> devices;
   std::vector<std::string> settings;  // "scheduler.max_running: 64 -> 32", applied live
   std::vector<std::string> restart;   // changes this version cannot apply live, with the reason
 
   bool empty() const {
     return nodes_added.empty() && nodes_removed.empty() && shards_added.empty() &&
-           shards_removed.empty() && experts.empty() && settings.empty() && restart.empty();
+           shards_removed.empty() && experts.empty() && devices.empty() && settings.empty() &&
+           restart.empty();
   }
   bool live() const { return restart.empty(); }
 };

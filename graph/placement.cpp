@@ -11,6 +11,10 @@ bool same_experts(const ShardSpec& a, const ShardSpec& b, const ModelConfig& mod
   return true;
 }
 
+bool same_shard(const ShardSpec& a, const ShardSpec& b, const ModelConfig& model) {
+  return a.device == b.device && same_experts(a, b, model);
+}
+
 Placement make_placement(const GraphSpec& g, const ModelConfig& model) {
   Placement p;
   p.owners.resize(static_cast<size_t>(model.num_layers));

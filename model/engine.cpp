@@ -36,8 +36,8 @@ std::vector<float> Engine::forward(const std::vector<SequenceTokens>& batch, boo
     TokenBatch tb = router.attend_and_route(l, plan.layout, hidden.data(), cache, budget);
     if (!cfg.layer_is_moe[l]) continue;
     routed.resize(n * d);
-    local.expert_bytes += experts_->stage().bytes_touched(tb);
-    local.expert_rows += experts_->stage().run(tb, routed.data());
+    local.expert_bytes += experts_->bytes_touched(tb);
+    local.expert_rows += experts_->run(tb, routed.data());
     if (stats)
       for (int32_t e : tb.experts) ++local.expert_use[l * cfg.num_experts + e];
     router.combine(tb, routed.data(), hidden.data());

@@ -66,15 +66,4 @@ int64_t ExpertStage::run(const TokenBatch& batch, float* out) {
   return computed;
 }
 
-int64_t ExpertStage::bytes_touched(const TokenBatch& batch) const {
-  std::vector<bool> seen(cfg_.num_experts, false);
-  int64_t bytes = 0;
-  for (int32_t e : batch.experts) {
-    if (e < 0 || e >= cfg_.num_experts || seen[e]) continue;
-    seen[e] = true;
-    if (const MlpWeights* w = weights_.find(batch.layer, e)) bytes += w->bytes();
-  }
-  return bytes;
-}
-
 }  // namespace moeflow

@@ -34,9 +34,6 @@ class ExpertStage {
   // Per expert that the last run() computed, in expert order.
   const std::vector<ExpertWork>& last_work() const { return last_work_; }
 
-  // Bytes of expert weights this batch reads (each touched expert once).
-  int64_t bytes_touched(const TokenBatch& batch) const;
-
  private:
   // One expert's share of a batch: the slots (row * top_k + choice) routed to it, its gathered
   // input rows and its output rows.

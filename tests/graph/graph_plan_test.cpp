@@ -53,6 +53,19 @@ TEST(GraphPlan, AddedShardAndSchedulerLimitsAreLive) {
   EXPECT_EQ(p.settings, std::vector<std::string>{"scheduler.max_running: 64 -> 8"});
 }
 
+TEST(GraphPlan, MovingAShardToAGpuIsLive) {
+  const GraphPlan p =
+      plan(local_graph("0-3", "4-7"), local_graph("0-3", "4-7\"\ndevice = \"cuda:0"));
+  EXPECT_TRUE(p.live()) << format_plan(p);
+  EXPECT_TRUE(p.experts.empty());
+  EXPECT_EQ(p.devices, std::vector<std::string>{"shard b (node local): cpu -> cuda:0"});
+  const std::string text = format_plan(p);
+  EXPECT_NE(text.find("~ shard b (node local): cpu -> cuda:0 (loads its experts there"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("applied live: yes"), std::string::npos) << text;
+}
+
 TEST(GraphPlan, ExpertNodeShardsChangeLiveButEndpointsNeedARestart) {
   const std::string nodes =
       "[nodes.r]\nhost = \"127.0.0.1\"\ncontrol_port = 5550\ndata_port = 5551\nrouter = true\n\n"
