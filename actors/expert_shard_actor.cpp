@@ -26,8 +26,7 @@ expert_shard_actor::behavior_type make_expert_shard(
         auto out = std::make_shared<ExpertOutput>(run_expert_batch(*st.shard, *batch));
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        st.metrics->observe(batch->layer, seconds, out->computed, queued,
-                            st.shard->last_work());
+        st.metrics->observe(batch->layer, seconds, out->computed, queued, st.shard->last_work());
         return out;
       },
   };
