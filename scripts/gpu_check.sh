@@ -1,29 +1,72 @@
 #!/usr/bin/env bash
-# On a machine with a GPU: builds moeflow, runs the GPU kernel tests, and runs them again under
-# compute-sanitizer (memcheck, racecheck, synccheck) where it is installed, then the expert-stage
-# benchmark. Logs go to $OUT (or build/gpu_check). Exit status: non-zero when a test or a
-# sanitizer check fails.
+# On a machine with a GPU: runs the GPU tests, then again under compute-sanitizer (memcheck,
+# racecheck, synccheck) where it works, then the GPU benchmarks. Logs go to $OUT (or
+# build/gpu_check). Exit status: non-zero when a test or a sanitizer check fails.
+#
+# The binaries come from build/gpu_bundle.tar.gz when it exists (scripts/gpu_bundle.sh, made on
+# a build machine: the GPU machines of this project cannot install ZeroMQ or CAF); otherwise
+# this builds here.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${MOEFLOW_BUILD_DIR:-$ROOT/build}"
 LOGS="${OUT:-$BUILD/gpu_check}"
 mkdir -p "$LOGS"
 nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 || true
-"$ROOT/scripts/build.sh" moeflow moeflow_tests > "$LOGS/build.log" 2>&1 || { tail -50 "$LOGS/build.log"; exit 1; }
-TESTS="$BUILD/moeflow_tests"
-FILTER='Cuda*:GpuExpertStage*:DeviceCheck*:NodeDevices*'
 status=0
-"$TESTS" --gtest_filter="$FILTER" 2>&1 | tee "$LOGS/tests.log" | tail -30 || status=1
-grep -q "SKIPPED" "$LOGS/tests.log" && echo "gpu_check: some tests skipped (no device?)"
+
+if [[ -f "$BUILD/gpu_bundle.tar.gz" ]]; then
+  B="$(mktemp -d)/gpu_bundle"
+  tar -C "$(dirname "$B")" -xzf "$BUILD/gpu_bundle.tar.gz"
+  # The tests find tests/golden under the source path they were compiled in.
+  src="$(cat "$B/source_dir")"
+  if [[ "$src" != "$ROOT" && ! -e "$src" ]]; then
+    mkdir -p "$(dirname "$src")" && ln -s "$ROOT" "$src"
+  fi
+  cuda_libs="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  # First choice: this machine's own C and C++ runtimes (newer ones run older binaries), the
+  # packed libraries for the rest. Fallback: the packed loader and runtimes.
+  system_first="/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:$B/lib:$cuda_libs"
+  if LD_LIBRARY_PATH="$system_first" "$B/moeflow_tests" --gtest_list_tests > /dev/null 2>&1; then
+    echo "gpu_check: bundle with this machine's C/C++ runtimes" | tee "$LOGS/mode.txt"
+    run() { LD_LIBRARY_PATH="$system_first" "$B/$1" "${@:2}"; }
+  else
+    echo "gpu_check: bundle with its own loader and runtimes" | tee "$LOGS/mode.txt"
+    run() { "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib:$cuda_libs" "$B/$1" "${@:2}"; }
+  fi
+else
+  "$ROOT/scripts/build.sh" moeflow moeflow_tests > "$LOGS/build.log" 2>&1 ||
+    { tail -50 "$LOGS/build.log"; exit 1; }
+  run() { "$BUILD/$1" "${@:2}"; }
+fi
+
+# Everything that touches a GPU, and the device checks that run everywhere.
+FILTER='Cuda*:Gpu*:ExpertShard.*:DeviceCheck*:NodeDevices*:Nccl*'
+run moeflow_tests --gtest_filter="$FILTER" > "$LOGS/tests.log" 2>&1 || status=1
+tail -25 "$LOGS/tests.log"
+grep -q "SKIPPED" "$LOGS/tests.log" && echo "gpu_check: some tests skipped (see tests.log)"
+
 SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)"
 if [[ -n "$SANITIZER" ]]; then
   for tool in memcheck racecheck synccheck; do
-    "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter='Cuda*:GpuExpertStage*' \
-      > "$LOGS/sanitizer_$tool.log" 2>&1 || { echo "gpu_check: $tool reported errors"; status=1; }
+    # The kernel tests only: the sanitizer slows every launch down a lot.
+    run_sanitized() { "$SANITIZER" --tool "$tool" --error-exitcode 3 "$@"; }
+    if [[ -n "${B:-}" ]]; then
+      LD_LIBRARY_PATH="${system_first:-$B/lib:$cuda_libs}" run_sanitized "$B/moeflow_tests" \
+        --gtest_filter='Cuda*:GpuExpertStage*' > "$LOGS/sanitizer_$tool.log" 2>&1
+    else
+      run_sanitized "$BUILD/moeflow_tests" --gtest_filter='Cuda*:GpuExpertStage*' \
+        > "$LOGS/sanitizer_$tool.log" 2>&1
+    fi || { echo "gpu_check: $tool reported errors (or could not run)"; status=1; }
     tail -3 "$LOGS/sanitizer_$tool.log"
   done
 else
   echo "gpu_check: compute-sanitizer not installed, skipped"
 fi
-"$BUILD/moeflow" bench cuda-experts 2>&1 | tee "$LOGS/bench_cuda_experts.txt" | tail -12 || status=1
+
+for bench in cuda-experts nccl; do
+  if run moeflow bench --help 2>&1 | grep -q "$bench"; then
+    run moeflow bench "$bench" > "$LOGS/bench_$bench.txt" 2>&1 || status=1
+    tail -14 "$LOGS/bench_$bench.txt"
+  fi
+done
 exit $status
