@@ -1,11 +1,12 @@
 // `moeflow bench decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|
-// cuda-experts`: throughput against this machine's physical limits.
+// cuda-experts|nccl`: throughput against this machine's physical limits.
 #include <cstdio>
 
 #include "bench/bench_args.h"
 #include "bench/cuda_expert_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/metrics_bench.h"
+#include "bench/nccl_bench.h"
 #include "bench/nodes_bench.h"
 #include "bench/reload_bench.h"
 #include "bench/scaling_bench.h"
@@ -59,6 +60,12 @@ const std::vector<OptionSpec> kCudaExpertOptions = {
     {"repeats", "R", "timed calls per row count (median reported)", "20"},
     {"device", "N", "the GPU (cuda:N)", "0"},
 };
+const std::vector<OptionSpec> kNcclOptions = {
+    {"sizes", "LIST", "transfer sizes in KiB, comma-separated",
+     "64,256,1024,4096,16384,65536,262144"},
+    {"device", "N", "the first GPU (cuda:N); with two GPUs the pair is N and N+1", "0"},
+    {"mib", "M", "MiB moved per size and path (at least 5 transfers)", "1024"},
+};
 const std::vector<OptionSpec> kPrefillOptions = {
     {"model", "DIR", "checkpoint folder", ""},
     {"tokens", "N", "prompt length", "512"},
@@ -90,7 +97,8 @@ const std::vector<OptionSpec> kTransportOptions = {
 
 constexpr const char* kUsage =
     "Usage: moeflow bench "
-    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|cuda-experts> "
+    "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|cuda-experts|"
+    "nccl> "
     "[options]\n\n"
     "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
@@ -101,7 +109,9 @@ constexpr const char* kUsage =
     "  reload     live graph edits: saving the file to the new placement in use\n"
     "  scaling    skewed load with autoscaling off, threshold and EPLB-style\n"
     "  speculative  self-speculative decoding vs plain greedy decoding\n"
-    "  cuda-experts  the GPU expert stage: TFLOP/s vs rows (skipped without a GPU)\n";
+    "  cuda-experts  the GPU expert stage: TFLOP/s vs rows (skipped without a GPU)\n"
+    "  nccl       NCCL send/recv GB/s on one GPU and between two, vs CUDA copies (exit 2 "
+    "without a GPU)\n";
 
 }  // namespace
 
@@ -247,6 +257,22 @@ int run_bench(const std::vector<std::string>& argv) {
           "experts, hidden, inter and repeats must be >= 1, top-k 1 to experts, device >= 0");
     return bench::run_cuda_expert_bench(o);
   }
+  if (what == "nccl") {
+    if (print_help_if_asked(rest, "moeflow bench nccl [options]",
+                            "NCCL send/recv GB/s between GPU shards: to the same GPU and, with two "
+                            "GPUs, from the first to the second; beside each the CUDA copy that "
+                            "bounds it. Exits 2 without a CUDA device or the NCCL library.",
+                            kNcclOptions))
+      return 0;
+    const Args args(rest, kNcclOptions);
+    bench::NcclBenchOptions o;
+    if (args.has("sizes"))
+      o.sizes_kib = bench::parse_count_list(*args.get("sizes"), "sizes", int64_t{1} << 22);
+    o.device = static_cast<int>(args.get_int("device", 0));
+    o.bytes_per_size_mib = args.get_int("mib", 1024);
+    if (o.device < 0 || o.bytes_per_size_mib < 1) throw Error("device must be >= 0, mib >= 1");
+    return bench::run_nccl_bench(o);
+  }
   if (what == "transport") {
     if (print_help_if_asked(rest, "moeflow bench transport [options]",
                             "TokenBatch transport over TCP loopback vs raw TCP.",
@@ -269,7 +295,7 @@ int run_bench(const std::vector<std::string>& argv) {
   throw Error(
       "unknown bench \"" + what +
       "\" (decode, prefill, machine, transport, nodes, metrics, reload, scaling, speculative or "
-      "cuda-experts)");
+      "cuda-experts or nccl)");
 }
 
 }  // namespace moeflow::cli

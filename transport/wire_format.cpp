@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "transport/utf8.h"
+#include "transport/wire_codec.h"
 
 namespace moeflow::transport {
 
@@ -27,12 +28,9 @@ static_assert(offsetof(WireHeader, version) == 4 && offsetof(WireHeader, kind) =
               offsetof(WireHeader, reserved) == 56);
 static_assert(sizeof(float) == 4 && sizeof(int32_t) == 4 && sizeof(uint64_t) == 8);
 
-namespace {
+// ---- helpers shared with the other files of the codec (wire_codec.h) -------------------------
 
-constexpr size_t kHashFrameBytes = 8;   // hello: model hash
-constexpr size_t kStatsFrameBytes = 8;  // expert_reply: computed pairs
-
-// ---- shared helpers -------------------------------------------------------------------------
+namespace codec {
 
 size_t body_frames_of(MessageKind kind) {
   switch (kind) {
@@ -53,40 +51,11 @@ size_t body_frames_of(MessageKind kind) {
       return 1;  // expert
     case MessageKind::replica_ready:
       return 2;  // expert, failure text
+    case MessageKind::gpu_group:
+      return 3;  // generation and rank count, unique id, members
   }
   return 0;
 }
-
-bool is_known_kind(uint16_t kind) {
-  return kind >= static_cast<uint16_t>(MessageKind::hello) &&
-         kind <= static_cast<uint16_t>(MessageKind::replica_ready);
-}
-
-bool is_known_error_code(uint32_t code) {
-  return code >= static_cast<uint32_t>(ErrorCode::internal) &&
-         code <= static_cast<uint32_t>(ErrorCode::shutting_down);
-}
-
-bool is_node_name_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-' || c == ':';
-}
-
-bool is_valid_node_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxNodeNameBytes) return false;
-  for (unsigned char c : name)
-    if (!is_node_name_char(c)) return false;
-  return true;
-}
-
-// a * b * c, or nullopt on overflow.
-std::optional<uint64_t> checked_product(uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t ab, abc;
-  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) return std::nullopt;
-  return abc;
-}
-
-// ---- encoding -------------------------------------------------------------------------------
 
 WireHeader make_header(MessageKind kind, const Origin& origin, uint64_t request_id) {
   WireHeader h;
@@ -101,6 +70,86 @@ WireHeader make_header(MessageKind kind, const Origin& origin, uint64_t request_
 zmq::message_t header_frame(const WireHeader& h) {
   return zmq::message_t(&h, sizeof h);
 }
+
+namespace {
+
+bool is_node_name_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-' || c == ':';
+}
+
+}  // namespace
+
+bool is_valid_node_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNodeNameBytes) return false;
+  for (unsigned char c : name)
+    if (!is_node_name_char(c)) return false;
+  return true;
+}
+
+DecodeResult drop(DropReason reason, std::string detail) {
+  DecodeResult r;
+  r.reason = reason;
+  r.detail = std::move(detail);
+  return r;
+}
+
+std::string u64s(uint64_t v) {
+  return std::to_string(v);
+}
+
+std::optional<DecodeResult> check_unused_zero(const WireHeader& h, bool layer, bool rows,
+                                              bool hidden, bool top_k, bool status) {
+  const struct {
+    bool check;
+    uint32_t value;
+    const char* name;
+  } fields[] = {{layer, h.layer, "layer"},
+                {rows, h.rows, "rows"},
+                {hidden, h.hidden, "hidden"},
+                {top_k, h.top_k, "top_k"},
+                {status, h.status, "status"}};
+  for (const auto& f : fields)
+    if (f.check && f.value != 0)
+      return drop(DropReason::bad_field,
+                  std::string(f.name) + " is " + u64s(f.value) + ", must be 0 for " +
+                      std::string(message_kind_name(static_cast<MessageKind>(h.kind))));
+  return std::nullopt;
+}
+
+}  // namespace codec
+
+namespace {
+
+using codec::body_frames_of;
+using codec::check_unused_zero;
+using codec::drop;
+using codec::header_frame;
+using codec::is_valid_node_name;
+using codec::make_header;
+using codec::u64s;
+
+constexpr size_t kHashFrameBytes = 8;   // hello: model hash
+constexpr size_t kStatsFrameBytes = 8;  // expert_reply: computed pairs
+
+bool is_known_kind(uint16_t kind) {
+  return kind >= static_cast<uint16_t>(MessageKind::hello) &&
+         kind <= static_cast<uint16_t>(MessageKind::gpu_group);
+}
+
+bool is_known_error_code(uint32_t code) {
+  return code >= static_cast<uint32_t>(ErrorCode::internal) &&
+         code <= static_cast<uint32_t>(ErrorCode::shutting_down);
+}
+
+// a * b * c, or nullopt on overflow.
+std::optional<uint64_t> checked_product(uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t ab, abc;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) return std::nullopt;
+  return abc;
+}
+
+// ---- encoding -------------------------------------------------------------------------------
 
 zmq::message_t header_frame(MessageKind kind, const Origin& origin, uint64_t request_id) {
   return header_frame(make_header(kind, origin, request_id));
@@ -181,37 +230,6 @@ std::vector<zmq::message_t> encode_hello_kind(MessageKind kind, const Hello& hel
 }
 
 // ---- decoding -------------------------------------------------------------------------------
-
-DecodeResult drop(DropReason reason, std::string detail) {
-  DecodeResult r;
-  r.reason = reason;
-  r.detail = std::move(detail);
-  return r;
-}
-
-std::string u64s(uint64_t v) {
-  return std::to_string(v);
-}
-
-// Checks that the header fields a kind does not use are zero.
-std::optional<DecodeResult> check_unused_zero(const WireHeader& h, bool layer, bool rows,
-                                              bool hidden, bool top_k, bool status) {
-  const struct {
-    bool check;
-    uint32_t value;
-    const char* name;
-  } fields[] = {{layer, h.layer, "layer"},
-                {rows, h.rows, "rows"},
-                {hidden, h.hidden, "hidden"},
-                {top_k, h.top_k, "top_k"},
-                {status, h.status, "status"}};
-  for (const auto& f : fields)
-    if (f.check && f.value != 0)
-      return drop(DropReason::bad_field,
-                  std::string(f.name) + " is " + u64s(f.value) + ", must be 0 for " +
-                      std::string(message_kind_name(static_cast<MessageKind>(h.kind))));
-  return std::nullopt;
-}
 
 // Rows, hidden and layer of a request or reply against this node's limits.
 std::optional<DecodeResult> check_tensor_shape(const WireHeader& h, const DecodeLimits& limits) {
@@ -424,6 +442,8 @@ std::string_view message_kind_name(MessageKind kind) {
       return "replica_drop";
     case MessageKind::replica_ready:
       return "replica_ready";
+    case MessageKind::gpu_group:
+      return "gpu_group";
   }
   return "unknown";
 }
@@ -446,8 +466,9 @@ std::string_view error_code_name(ErrorCode code) {
 
 uint64_t largest_frame_bytes(const DecodeLimits& limits) {
   const uint64_t rows = limits.max_rows;
-  uint64_t largest = std::max<uint64_t>(
-      {kHeaderBytes, kMaxErrorTextBytes, kMaxNodeNameBytes, rows * 8, rows * limits.max_top_k * 4});
+  uint64_t largest =
+      std::max<uint64_t>({kHeaderBytes, kMaxErrorTextBytes, kMaxNodeNameBytes, rows * 8,
+                          rows * limits.max_top_k * 4, kMaxGpuGroupRanks * kGpuGroupMemberBytes});
   largest = std::max(largest, checked_product(rows, limits.hidden, 4).value_or(UINT64_MAX));
   return std::min(largest, limits.max_frame_bytes);
 }
@@ -651,6 +672,8 @@ DecodeResult decode(const std::vector<zmq::message_t>& frames, const DecodeLimit
     case MessageKind::replica_drop:
     case MessageKind::replica_ready:
       return decode_replica_control(h, frames, limits);
+    case MessageKind::gpu_group:
+      return codec::decode_gpu_group(h, frames);
   }
   return drop(DropReason::bad_kind, "kind " + u64s(h.kind) + " unknown");
 }

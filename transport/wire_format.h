@@ -1,7 +1,8 @@
 #pragma once
 // The wire format between nodes: a ZeroMQ multipart message made of one fixed 64-byte header frame
-// and raw little-endian tensor frames. This header and wire_format.cpp are the one codec; the
-// layout is documented byte by byte in docs/wire-format.md.
+// and raw little-endian tensor frames. This header and wire_format.cpp are the one codec (the body
+// of a gpu_group message is in wire_gpu_group.cpp, sharing wire_codec.h); the layout is
+// documented byte by byte in docs/wire-format.md.
 //
 // Decoding treats every message as untrusted: each header field and each frame size is checked
 // against the receiving node's DecodeLimits before anything is allocated or copied, and a bad
@@ -20,6 +21,7 @@
 
 #include "model/token_batch.h"
 #include "transport/drop_reason.h"
+#include "transport/gpu_group.h"
 
 namespace moeflow::transport {
 
@@ -29,6 +31,8 @@ inline constexpr size_t kHeaderBytes = 64;
 inline constexpr size_t kMaxBodyFrames = 5;         // frames after the header, any kind
 inline constexpr size_t kMaxNodeNameBytes = 64;     // hello / hello_ack node name
 inline constexpr size_t kMaxErrorTextBytes = 1024;  // error message text
+// gpu_group: one member record is rank u32, device u32, name length u32, name padded to 64 bytes.
+inline constexpr size_t kGpuGroupMemberBytes = 12 + kMaxNodeNameBytes;
 
 enum class MessageKind : uint16_t {
   hello = 1,           // first message on a connection: who I am, which graph and model I serve
@@ -41,6 +45,7 @@ enum class MessageKind : uint16_t {
   replica_add = 8,     // load a replica of one (layer, expert) and serve it
   replica_drop = 9,    // stop serving a replica added with replica_add
   replica_ready = 10,  // the answer to replica_add / replica_drop: done, or why not
+  gpu_group = 11,      // the NCCL group of the GPU shards: generation, unique id, members
 };
 std::string_view message_kind_name(MessageKind kind);  // "expert_request"
 
@@ -134,10 +139,12 @@ struct ErrorMessage {
 
 // A decoded, validated message. The body's alternative follows the kind: heartbeat and bye have
 // none, hello and hello_ack a Hello, expert_request a TokenBatch, expert_reply an ExpertReply,
-// error an ErrorMessage, the replica kinds a ReplicaControl.
+// error an ErrorMessage, the replica kinds a ReplicaControl, gpu_group a GpuGroup.
 struct Message {
   WireHeader header;
-  std::variant<std::monostate, Hello, TokenBatch, ExpertReply, ErrorMessage, ReplicaControl> body;
+  std::variant<std::monostate, Hello, TokenBatch, ExpertReply, ErrorMessage, ReplicaControl,
+               GpuGroup>
+      body;
 
   MessageKind kind() const { return static_cast<MessageKind>(header.kind); }
   uint64_t request_id() const { return header.request_id; }
@@ -185,6 +192,12 @@ std::vector<zmq::message_t> encode_error(uint64_t request_id, ErrorCode code, st
 std::vector<zmq::message_t> encode_replica_control(MessageKind kind, uint64_t request_id,
                                                    const ReplicaControl& control,
                                                    const Origin& origin = {});
+
+// The controller's announcement of the NCCL group (docs/nccl.md). Throws moeflow::Error when the
+// group would not decode: no members or more than kMaxGpuGroupRanks, generation 0, an all-zero
+// unique id, a bad node name, a device index over the graph's limit, a (node, device) twice.
+std::vector<zmq::message_t> encode_gpu_group(uint64_t request_id, const GpuGroup& group,
+                                             const Origin& origin = {});
 
 // Validates and decodes one received multipart message (without a ROUTER routing-id frame).
 // Never throws on bad input; allocates only after every size has been checked against limits.

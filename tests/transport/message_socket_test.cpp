@@ -122,8 +122,10 @@ TEST(MessageSocket, OversizedAndMalformedMessagesDoNotStopTheReceiver) {
   zmq::context_t context;
   MessageSocket shard(context, zmq::socket_type::router, small_limits());
   const std::string endpoint = shard.bind("tcp://127.0.0.1:*");
-  // largest_frame_bytes(small_limits()) is 2 KiB: that is the shard's ZMQ_MAXMSGSIZE.
-  EXPECT_EQ(shard.socket().get(zmq::sockopt::maxmsgsize), 2048);
+  // largest_frame_bytes(small_limits()) is a full gpu_group members frame (76 KiB; the largest
+  // tensor frame is 2 KiB): that is the shard's ZMQ_MAXMSGSIZE.
+  EXPECT_EQ(shard.socket().get(zmq::sockopt::maxmsgsize),
+            static_cast<int64_t>(kMaxGpuGroupRanks * kGpuGroupMemberBytes));
   EXPECT_EQ(shard.socket().get(zmq::sockopt::linger), 0);
   SocketEvents events(context, shard.socket(), "inproc://transport-test-monitor",
                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED);

@@ -20,7 +20,7 @@ using test_util::small_limits;
 
 std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
   const uint64_t id = rng();
-  switch (rng() % 7) {
+  switch (rng() % 8) {
     case 0:
     case 1:
       return test_util::to_bytes(encode_expert_request(
@@ -39,6 +39,16 @@ std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
       return test_util::to_bytes(encode_replica_control(
           MessageKind::replica_ready, id,
           {static_cast<int64_t>(rng() % 4), static_cast<int32_t>(rng() % 16), "no room"}));
+    case 6: {
+      GpuGroup g;
+      g.generation = 1 + rng() % 1000;
+      for (auto& b : g.unique_id) b = static_cast<uint8_t>(rng());
+      g.unique_id[0] = 1;  // never all zero
+      const size_t n = 1 + rng() % 5;
+      for (size_t r = 0; r < n; ++r)
+        g.members.push_back({"node-" + std::to_string(r / 2), static_cast<int32_t>(r % 2)});
+      return test_util::to_bytes(encode_gpu_group(id, g, {1, rng()}));
+    }
     default:
       return test_util::to_bytes(encode_heartbeat({3, rng()}));
   }
@@ -139,6 +149,20 @@ void expect_consistent(const Message& m, const DecodeLimits& limits) {
       EXPECT_LT(c.layer, limits.num_layers);
       EXPECT_TRUE(c.expert >= 0 && c.expert < 16) << c.expert;
       EXPECT_LE(c.failure.size(), kMaxErrorTextBytes);
+      break;
+    }
+    case MessageKind::gpu_group: {
+      const auto& g = std::get<GpuGroup>(m.body);
+      EXPECT_GE(g.generation, 1u);
+      ASSERT_GE(g.nranks(), 1);
+      EXPECT_LE(g.members.size(), kMaxGpuGroupRanks);
+      for (size_t r = 0; r < g.members.size(); ++r) {
+        EXPECT_FALSE(g.members[r].node.empty());
+        EXPECT_LE(g.members[r].node.size(), kMaxNodeNameBytes);
+        EXPECT_GE(g.members[r].device, 0);
+        EXPECT_LT(static_cast<uint32_t>(g.members[r].device), kGpuDeviceIndexLimit);
+        for (size_t q = 0; q < r; ++q) EXPECT_FALSE(g.members[q] == g.members[r]) << r;
+      }
       break;
     }
     case MessageKind::heartbeat:

@@ -251,7 +251,9 @@ TEST(WireFormat, NamesForMetricLabels) {
 
 TEST(WireFormat, LargestFrameFollowsTheLimits) {
   DecodeLimits l = small_limits();
-  EXPECT_EQ(largest_frame_bytes(l), 64u * 8 * 4);  // a full rows frame
+  EXPECT_EQ(largest_frame_bytes(l), kMaxGpuGroupRanks * kGpuGroupMemberBytes);  // gpu_group's
+  l.max_rows = 4096;
+  EXPECT_EQ(largest_frame_bytes(l), 4096u * 8 * 4);  // a full rows frame
   l.hidden = 4096;
   l.max_rows = 1 << 20;
   EXPECT_EQ(largest_frame_bytes(l), l.max_frame_bytes);  // capped
@@ -284,7 +286,7 @@ TEST(WireFormatDrop, WrongMagicVersionKind) {
   expect_drop(to_frames({good_request()[0].to_string().substr(0, 4) + std::string("\x02\x00", 2)}),
               DropReason::bad_version);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0; }), DropReason::bad_kind);
-  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 11; }),
+  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 12; }),
               DropReason::bad_kind);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0xffff; }),
               DropReason::bad_kind);
