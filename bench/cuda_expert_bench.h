@@ -1,6 +1,8 @@
 #pragma once
-// The GPU expert stage (kernels/cuda/expert_stage.h) alone: TFLOP/s and weight bytes/s against
-// the number of rows, random bf16 weights made on the device, uniform random top-k routing.
+// The GPU expert stage (kernels/cuda/expert_stage.h) alone, against this GPU's measured ceilings:
+// first the bf16 cuBLAS GEMM peak (8192^3) and the device-to-device copy bandwidth, then the stage
+// per row count (random bf16 experts made on the device, uniform random top-k routing) with
+// TFLOP/s, % of peak, GB/s touched, % of copy bandwidth and which of the two bounds applies.
 // Without a CUDA device (or built without CUDA) it says so and returns 0.
 #include <cstdint>
 #include <vector>
@@ -8,7 +10,7 @@
 namespace moeflow::bench {
 
 struct CudaExpertBenchOptions {
-  std::vector<int64_t> rows = {1, 16, 128, 512, 1024, 4096, 8192};
+  std::vector<int64_t> rows = {1, 8, 64, 512, 4096, 8192};
   int64_t experts = 8;  // all held by the one GPU
   int64_t top_k = 2;
   int64_t hidden = 4096;

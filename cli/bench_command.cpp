@@ -52,7 +52,7 @@ const std::vector<OptionSpec> kScalingOptions = {
     {"nodes", "N", "0: one process; 2: router + two expert-node processes, one thread each", "0"},
 };
 const std::vector<OptionSpec> kCudaExpertOptions = {
-    {"rows", "LIST", "row counts, comma-separated", "1,16,128,512,1024,4096,8192"},
+    {"rows", "LIST", "row counts, comma-separated", "1,8,64,512,4096,8192"},
     {"experts", "E", "experts of the layer, all on the GPU", "8"},
     {"top-k", "K", "experts per row", "2"},
     {"hidden", "H", "hidden size", "4096"},
@@ -239,7 +239,8 @@ int run_bench(const std::vector<std::string>& argv) {
   if (what == "cuda-experts") {
     if (print_help_if_asked(rest, "moeflow bench cuda-experts [options]",
                             "The GPU expert stage alone (random bf16 experts, uniform top-k "
-                            "routing): TFLOP/s and weight GB/s vs rows.",
+                            "routing) vs rows, against the measured bf16 GEMM peak and copy "
+                            "bandwidth.",
                             kCudaExpertOptions))
       return 0;
     const Args args(rest, kCudaExpertOptions);

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cuda/cublas_api.h"
+#include "kernels/cuda/expert_plan.h"
 #include "kernels/cuda/expert_stage.h"
 #endif
 
@@ -67,10 +69,11 @@ struct DeviceBuffer {
 struct GpuExpertStage::Impl {
   int device = 0;
   int64_t hidden = 0;
+  std::unique_ptr<kernels::cuda::CublasHandle> blas;
   std::vector<std::unique_ptr<kernels::cuda::ExpertLayer>> layers;  // null: none held
   std::vector<std::vector<bool>> held;
   cudaStream_t stream = nullptr;
-  DeviceBuffer x, ids, weights, out, workspace;
+  DeviceBuffer x, weights, out, workspace;
   ~Impl() {
     if (stream) cudaStreamDestroy(stream);
   }
@@ -83,6 +86,12 @@ GpuExpertStage::GpuExpertStage(const ModelConfig& cfg, const ExpertWeights& weig
   impl_->device = device;
   impl_->hidden = cfg.hidden_size;
   ok(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  // Here rather than at start-up: only a process that runs experts on a GPU needs cuBLAS.
+  try {
+    impl_->blas = std::make_unique<kernels::cuda::CublasHandle>();
+  } catch (const std::exception& e) {
+    throw Error("GPU expert stage on cuda:" + std::to_string(device) + ": " + e.what());
+  }
   impl_->layers.resize(weights.experts.size());
   impl_->held.resize(weights.experts.size());
   for (size_t l = 0; l < weights.experts.size(); ++l) {
@@ -122,44 +131,68 @@ int64_t GpuExpertStage::weight_bytes() const {
 int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
   const int64_t n = batch.size(), d = batch.hidden_size, k = batch.top_k;
   if (d != impl_->hidden) throw Error("GPU expert stage: batch hidden size " + std::to_string(d));
-  int64_t pairs = 0;
-  for (int64_t s = 0; s < n * k; ++s) pairs += holds(batch.layer, batch.experts[s]) ? 1 : 0;
+  if (static_cast<int64_t>(batch.rows.size()) != n * d ||
+      static_cast<int64_t>(batch.experts.size()) != n * k ||
+      static_cast<int64_t>(batch.weights.size()) != n * k)
+    throw Error("GPU expert stage: batch of " + std::to_string(n) + " rows, top-" +
+                std::to_string(k) + " with " + std::to_string(batch.rows.size()) + " values, " +
+                std::to_string(batch.experts.size()) + " expert ids, " +
+                std::to_string(batch.weights.size()) + " weights");
+  if (n == 0) return 0;
   const kernels::cuda::ExpertLayer* layer =
       batch.layer >= 0 && batch.layer < static_cast<int64_t>(impl_->layers.size())
           ? impl_->layers[batch.layer].get()
           : nullptr;
-  if (n == 0) return 0;
-  if (!layer || pairs == 0) {
+  if (!layer) {
+    std::fill(out, out + n * d, 0.0f);
+    return 0;
+  }
+  // Grouped here, where the batch is: cuBLAS wants each slot's row count on the host anyway.
+  const kernels::cuda::ExpertLayerView& view = layer->view();
+  const int64_t pairs = n * k;
+  const kernels::cuda::ExpertGrouping g = kernels::cuda::group_pairs(
+      batch.experts.data(), pairs, layer->slot_of_expert().data(), view.num_experts, view.slots);
+  const int64_t positions = g.offsets[view.slots];
+  if (positions == 0) {
     std::fill(out, out + n * d, 0.0f);
     return 0;
   }
   ok(cudaSetDevice(impl_->device), "cudaSetDevice");
   Impl& m = *impl_;
-  const size_t x_bytes = n * d * sizeof(float), pair_bytes = n * k * sizeof(int32_t);
+  const size_t x_bytes = n * d * sizeof(float);
   m.x.reserve(x_bytes);
   m.out.reserve(x_bytes);
-  m.ids.reserve(pair_bytes);
-  m.weights.reserve(n * k * sizeof(float));
-  const size_t work = kernels::cuda::expert_stage_workspace_bytes(layer->view(), n, k);
-  m.workspace.reserve(work);
+  m.weights.reserve(pairs * sizeof(float));
+  const kernels::cuda::ExpertWorkspaceLayout l =
+      kernels::cuda::expert_workspace_layout(pairs, view.slots, view.hidden, view.inter);
+  m.workspace.reserve(l.bytes);
+  auto* perm = reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.p) + l.perm);
+  auto* pos_of_pair =
+      reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.p) + l.pos_of_pair);
   ok(cudaMemcpyAsync(m.x.p, batch.rows.data(), x_bytes, cudaMemcpyHostToDevice, m.stream),
      "copy rows");
-  ok(cudaMemcpyAsync(m.ids.p, batch.experts.data(), pair_bytes, cudaMemcpyHostToDevice, m.stream),
-     "copy experts");
-  ok(cudaMemcpyAsync(m.weights.p, batch.weights.data(), n * k * sizeof(float),
+  ok(cudaMemcpyAsync(m.weights.p, batch.weights.data(), pairs * sizeof(float),
                      cudaMemcpyHostToDevice, m.stream),
      "copy weights");
+  ok(cudaMemcpyAsync(perm, g.perm.data(), positions * sizeof(int32_t), cudaMemcpyHostToDevice,
+                     m.stream),
+     "copy perm");
+  ok(cudaMemcpyAsync(pos_of_pair, g.pos_of_pair.data(), pairs * sizeof(int32_t),
+                     cudaMemcpyHostToDevice, m.stream),
+     "copy pos_of_pair");
   try {
-    kernels::cuda::expert_stage(
-        layer->view(), static_cast<const float*>(m.x.p), n, k, static_cast<const int32_t*>(m.ids.p),
-        static_cast<const float*>(m.weights.p), static_cast<float*>(m.out.p), m.workspace.p,
-        m.workspace.bytes, m.stream);
+    const kernels::cuda::ExpertRouting routing{g.counts.data(), perm, pos_of_pair};
+    kernels::cuda::expert_stage(view, *m.blas, static_cast<const float*>(m.x.p), n, k, routing,
+                                static_cast<const float*>(m.weights.p),
+                                static_cast<float*>(m.out.p), m.workspace.p, m.workspace.bytes,
+                                m.stream);
   } catch (const std::exception& e) {
-    throw Error(std::string("GPU expert stage: ") + e.what());
+    throw Error("GPU expert stage: layer " + std::to_string(batch.layer) + ", " +
+                std::to_string(n) + " rows: " + e.what());
   }
   ok(cudaMemcpyAsync(out, m.out.p, x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
   ok(cudaStreamSynchronize(m.stream), "expert stage");
-  return pairs;
+  return positions;
 }
 
 #else  // built without CUDA: the constructor always refuses.

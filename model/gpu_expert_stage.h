@@ -1,8 +1,9 @@
 #pragma once
 // The expert stage on a GPU: the same contract as ExpertStage (model/expert_stage.h) over the
-// same ExpertWeights, run by kernels/cuda/expert_stage.h on one GPU. Weights are uploaded once as
-// bf16 (fp32 weights are rounded to bf16); each run() copies the batch in and the result out and
-// waits for them. Not yet used by the shard actors: a cuda:N shard still runs on the CPU.
+// same ExpertWeights, run by kernels/cuda/expert_stage.h on one GPU (cuBLAS GEMMs, loaded at run
+// time). Weights are uploaded once as bf16 (fp32 weights are rounded to bf16); each run() groups
+// the batch's (row, expert) pairs on the host, copies the batch in and the result out and waits
+// for them. Not yet used by the shard actors: a cuda:N shard still runs on the CPU.
 #include <cstdint>
 #include <memory>
 
@@ -15,8 +16,9 @@ namespace moeflow {
 class GpuExpertStage {
  public:
   // Uploads the held experts of every layer to GPU `device`. Throws moeflow::Error naming the
-  // device when this process has no such GPU (or was built without CUDA), or when it runs out of
-  // device memory.
+  // device when this process has no such GPU (or was built without CUDA), when cuBLAS
+  // (libcublas.so.13) cannot be loaded - naming the paths tried - or when it runs out of device
+  // memory.
   GpuExpertStage(const ModelConfig& cfg, const ExpertWeights& weights, int device);
   ~GpuExpertStage();
   GpuExpertStage(const GpuExpertStage&) = delete;

@@ -1,6 +1,9 @@
 #include "kernels/cuda/expert_plan.h"
 
 #include <algorithm>
+#include <climits>
+#include <stdexcept>
+#include <string>
 
 namespace moeflow::kernels::cuda {
 namespace {
@@ -9,14 +12,11 @@ size_t align_up(size_t v) {
   return (v + 255) & ~size_t{255};
 }
 
-}  // namespace
-
-int64_t expert_tiles_max(int64_t pairs, int64_t slots, int tile_rows) {
-  if (pairs <= 0 || slots <= 0) return 0;
-  // Each slot with c > 0 pairs has ceil(c / BM) <= c / BM + 1 tiles, and at most min(slots,
-  // pairs) slots have any; nor can there be more tiles than pairs.
-  return std::min(pairs, (pairs + tile_rows - 1) / tile_rows + std::min(slots, pairs));
+[[noreturn]] void refuse(const std::string& why) {
+  throw std::invalid_argument("expert_stage: " + why);
 }
+
+}  // namespace
 
 ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int64_t hidden,
                                               int64_t inter) {
@@ -29,21 +29,24 @@ ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int6
   };
   const size_t s = static_cast<size_t>(std::max<int64_t>(slots, 0));
   const size_t p = static_cast<size_t>(std::max<int64_t>(pairs, 0));
+  const size_t h = static_cast<size_t>(std::max<int64_t>(hidden, 0));
+  const size_t i = static_cast<size_t>(std::max<int64_t>(inter, 0));
   l.counts = take(4 * s);
   l.offsets = take(4 * (s + 1));
-  l.tile_offsets = take(4 * (s + 1));
   l.cursors = take(4 * s);
   l.pair_slot = take(4 * p);
   l.perm = take(4 * p);
   l.pos_of_pair = take(4 * p);
-  l.activations = take(2 * p * static_cast<size_t>(inter));
-  l.expert_out = take(4 * p * static_cast<size_t>(hidden));
+  l.gathered = take(2 * p * h);
+  l.gate_up = take(2 * p * 2 * i);
+  l.activations = take(2 * p * i);
+  l.expert_out = take(4 * p * h);
   l.bytes = at;
   return l;
 }
 
 ExpertGrouping group_pairs(const int32_t* experts, int64_t pairs, const int32_t* slot_of_expert,
-                           int64_t num_experts, int64_t slots, int tile_rows) {
+                           int64_t num_experts, int64_t slots) {
   ExpertGrouping g;
   g.pair_slot.assign(pairs, -1);
   g.counts.assign(slots, 0);
@@ -55,11 +58,7 @@ ExpertGrouping group_pairs(const int32_t* experts, int64_t pairs, const int32_t*
     ++g.counts[s];
   }
   g.offsets.assign(slots + 1, 0);
-  g.tile_offsets.assign(slots + 1, 0);
-  for (int64_t s = 0; s < slots; ++s) {
-    g.offsets[s + 1] = g.offsets[s] + g.counts[s];
-    g.tile_offsets[s + 1] = g.tile_offsets[s] + (g.counts[s] + tile_rows - 1) / tile_rows;
-  }
+  for (int64_t s = 0; s < slots; ++s) g.offsets[s + 1] = g.offsets[s] + g.counts[s];
   g.perm.assign(g.offsets[slots], -1);
   g.pos_of_pair.assign(pairs, -1);
   std::vector<int32_t> cursor(g.offsets.begin(), g.offsets.end() - 1);
@@ -71,6 +70,39 @@ ExpertGrouping group_pairs(const int32_t* experts, int64_t pairs, const int32_t*
     g.pos_of_pair[p] = pos;
   }
   return g;
+}
+
+ExpertStagePlan plan_expert_stage(int64_t slots, int64_t hidden, int64_t inter, int64_t n,
+                                  int64_t top_k, const int32_t* counts, const void* workspace,
+                                  size_t workspace_bytes) {
+  if (n < 0 || top_k < 1 || hidden < 1 || inter < 1 || slots < 0)
+    refuse("bad shape (n " + std::to_string(n) + ", top_k " + std::to_string(top_k) + ", hidden " +
+           std::to_string(hidden) + ", inter " + std::to_string(inter) + ", slots " +
+           std::to_string(slots) + ")");
+  // cuBLAS takes int dimensions and leading dimensions: rows, hidden and 2 * inter must fit.
+  const int64_t pairs = n * top_k;
+  if (pairs > INT_MAX || hidden > INT_MAX || 2 * inter > INT_MAX)
+    refuse("dimension beyond cuBLAS's int range (pairs " + std::to_string(pairs) + ", hidden " +
+           std::to_string(hidden) + ", 2 * inter " + std::to_string(2 * inter) + ")");
+  ExpertStagePlan plan;
+  if (n == 0) return plan;  // nothing will be read or written
+  if (slots > 0 && !counts) refuse("no host counts for " + std::to_string(slots) + " slots");
+  for (int64_t s = 0; s < slots; ++s) {
+    if (counts[s] < 0) refuse("slot " + std::to_string(s) + " has a negative count");
+    if (counts[s] == 0) continue;
+    plan.slices.push_back({s, plan.positions, counts[s]});
+    plan.positions += counts[s];
+  }
+  if (plan.positions > pairs)
+    refuse("counts add up to " + std::to_string(plan.positions) + " positions, more than the " +
+           std::to_string(pairs) + " pairs of " + std::to_string(n) + " rows x top-" +
+           std::to_string(top_k));
+  plan.layout = expert_workspace_layout(pairs, slots, hidden, inter);
+  if (workspace_bytes < plan.layout.bytes)
+    refuse("workspace of " + std::to_string(workspace_bytes) + " bytes, " +
+           std::to_string(plan.layout.bytes) + " needed");
+  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0) refuse("workspace not 256-byte aligned");
+  return plan;
 }
 
 }  // namespace moeflow::kernels::cuda

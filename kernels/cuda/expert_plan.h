@@ -1,49 +1,68 @@
 #pragma once
-// Host-side arithmetic of the GPU expert stage, compiled in every build (nvcc or not): the tile
-// size, the workspace layout, and a host reference of the grouping the device computes.
+// Host-side arithmetic of the GPU expert stage, compiled in every build (nvcc or not): the
+// grouping of a batch's (row, choice) pairs by held expert, the workspace layout, the per-slot
+// GEMM slices and the argument checks made before anything touches the device.
 //
-// Grouping: the batch's (row, choice) pairs are numbered pair = row * top_k + choice. A pair whose
-// expert this layer holds (slot_of_expert[e] >= 0) gets a position in [0, held pairs): the pairs
-// of slot 0 first, then slot 1, ... (a counting sort by slot). The grouped GEMMs work on
-// positions; each slot's positions split into tiles of kExpertTileRows rows.
+// Grouping: the pairs are numbered pair = row * top_k + choice. A pair whose expert this layer
+// holds (slot_of_expert[e] >= 0) gets a position in [0, held pairs): the pairs of slot 0 first,
+// then slot 1, ... (a counting sort by slot). The GEMMs work on positions: slot s owns the
+// contiguous positions [offsets[s], offsets[s + 1]), one GEMM per non-empty slot.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace moeflow::kernels::cuda {
 
-// Rows per grouped-GEMM tile (BM of the kernels in expert_stage.cu).
-inline constexpr int kExpertTileRows = 64;
-
-// Tiles over all slots never exceed this, whatever the routing: sum_s ceil(c_s / BM) with
-// sum_s c_s <= pairs. The GEMM grids are sized by it, so the host never waits for the counts.
-int64_t expert_tiles_max(int64_t pairs, int64_t slots, int tile_rows = kExpertTileRows);
-
-// Byte offsets into one workspace allocation (each 256-byte aligned) and its total size.
+// Byte offsets into one workspace allocation (each 256-byte aligned) and its total size, for
+// `pairs` = rows * top_k (an upper bound on the positions).
 struct ExpertWorkspaceLayout {
-  size_t counts = 0;        // int32 [slots]: held pairs per slot
-  size_t offsets = 0;       // int32 [slots + 1]: first position of each slot; [slots] = total
-  size_t tile_offsets = 0;  // int32 [slots + 1]: first tile of each slot; [slots] = tiles
-  size_t cursors = 0;       // int32 [slots]: scatter cursors
-  size_t pair_slot = 0;     // int32 [pairs]: slot of each pair, -1 when not held
-  size_t perm = 0;          // int32 [pairs]: pair at each position
-  size_t pos_of_pair = 0;   // int32 [pairs]: position of each pair, -1 when not held
-  size_t activations = 0;   // bf16 [pairs, inter]: silu(gate) * up per position
-  size_t expert_out = 0;    // fp32 [pairs, hidden]: each position's expert output
-  size_t bytes = 0;         // total
+  size_t counts = 0;       // int32 [slots]: held pairs per slot       } written only by the
+  size_t offsets = 0;      // int32 [slots + 1]: first position of each } device grouping
+  size_t cursors = 0;      // int32 [slots]: scatter cursors            } (expert_group)
+  size_t pair_slot = 0;    // int32 [pairs]: slot of each pair, -1      }
+  size_t perm = 0;         // int32 [pairs]: pair at each position
+  size_t pos_of_pair = 0;  // int32 [pairs]: position of each pair, -1 when not held
+  size_t gathered = 0;     // bf16 [pairs, hidden]: x's rows by position (GEMM 1's A)
+  size_t gate_up = 0;      // bf16 [pairs, 2 * inter]: gate and up, interleaved per column
+  size_t activations = 0;  // bf16 [pairs, inter]: silu(gate) * up (GEMM 2's A)
+  size_t expert_out = 0;   // fp32 [pairs, hidden]: each position's expert output
+  size_t bytes = 0;        // total
 };
 ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int64_t hidden,
                                               int64_t inter);
 
-// The grouping on the host, stable (a slot's pairs in pair order). The device computes the same
-// counts, offsets and tile offsets; its order of pairs within a slot is not fixed (atomics),
-// which changes no result: every position is computed independently and combined per row.
+// The grouping on the host, stable (a slot's pairs in pair order). The device grouping
+// (expert_group) computes the same counts and offsets; its order of pairs within a slot is not
+// fixed (atomics), which changes no result: every position is computed independently and the
+// combine sums each row's choices in choice order.
 struct ExpertGrouping {
-  std::vector<int32_t> pair_slot, counts, offsets, tile_offsets, perm, pos_of_pair;
+  std::vector<int32_t> pair_slot, counts, offsets, perm, pos_of_pair;
 };
 // experts: [pairs] expert ids; slot_of_expert: [num_experts], -1 where not held. Ids outside
-// [0, num_experts) are not held.
+// [0, num_experts) and slots outside [0, slots) are not held.
 ExpertGrouping group_pairs(const int32_t* experts, int64_t pairs, const int32_t* slot_of_expert,
-                           int64_t num_experts, int64_t slots, int tile_rows = kExpertTileRows);
+                           int64_t num_experts, int64_t slots);
+
+// One GEMM of the stage: the `rows` positions from `first_position` on, all routed to `slot`.
+struct ExpertGemmSlice {
+  int64_t slot = 0;
+  int64_t first_position = 0;
+  int64_t rows = 0;
+};
+
+// What expert_stage runs, decided on the host from the per-slot counts.
+struct ExpertStagePlan {
+  ExpertWorkspaceLayout layout;
+  std::vector<ExpertGemmSlice> slices;  // the non-empty slots, in slot order
+  int64_t positions = 0;                // held pairs: sum of the counts
+};
+
+// Checks the arguments of expert_stage and plans it. counts: HOST [slots] held pairs per slot.
+// Throws std::invalid_argument saying what is wrong (shape, counts, workspace size or
+// alignment, a dimension beyond cuBLAS's int range) before any device work. With n = 0 only
+// the shape is checked (an empty plan: nothing to do).
+ExpertStagePlan plan_expert_stage(int64_t slots, int64_t hidden, int64_t inter, int64_t n,
+                                  int64_t top_k, const int32_t* counts, const void* workspace,
+                                  size_t workspace_bytes);
 
 }  // namespace moeflow::kernels::cuda

@@ -1,30 +1,23 @@
-// First version of the GPU expert stage: correct on any shape, not yet fast. The grouped GEMMs
-// use WMMA (bf16 16x16x16, fp32 accumulation; HMMA in SASS), one 64x64 tile per block, no
-// software pipelining and 2-byte loads. What would make it fast on sm_90a: TMA (bulk tensor
-// copies) into a 3-4 stage shared-memory ring, wgmma over 128xN warpgroup tiles, a persistent
-// grid walking the tile list (CUTLASS-style grouped GEMM), 16-byte loads for the gathered rows,
-// and the combine fused into the down GEMM's epilogue. See docs/cuda.md.
+// The GPU expert stage: cuBLAS for the two GEMMs (per non-empty slot, bf16 operands, fp32
+// accumulation), our kernels for the memory-bound steps around them (grouping, gather, SwiGLU,
+// combine). Why cuBLAS and why one cublasGemmEx per slot rather than cublasGemmGroupedBatchedEx:
+// docs/cuda.md ("GEMMs").
 #include <cuda_bf16.h>
-#include <mma.h>
 
-#include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/cublas_gemm.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/expert_stage.h"
 
 namespace moeflow::kernels::cuda {
 namespace {
 
-constexpr int kBM = kExpertTileRows;  // rows (positions) per tile
-constexpr int kBN = 64;               // output features per tile
-constexpr int kBK = 32;               // inputs per step
-constexpr int kLdAB = kBK + 8;  // padded shared rows (bf16), keeps WMMA pointers 32-byte aligned
-constexpr int kLdC = kBN + 4;   // padded shared rows (fp32) of the epilogue
-constexpr int kThreads = 128;   // 4 warps, 2 x 2, each 32 x 32 of the tile
+constexpr int kRowThreads = 128;  // gather / SwiGLU: one block per position, threads over columns
+constexpr int kCombineThreads = 256;
 
-// --- grouping ------------------------------------------------------------------------------
+// --- grouping (device) ------------------------------------------------------------------------
 
 __global__ void count_kernel(const int32_t* __restrict__ experts, int64_t pairs,
                              const int32_t* __restrict__ slot_of_expert, int64_t num_experts,
@@ -39,21 +32,17 @@ __global__ void count_kernel(const int32_t* __restrict__ experts, int64_t pairs,
   if (s >= 0) atomicAdd(&counts[s], 1);
 }
 
-// Prefix sums over the slots (a few hundred at most: one thread is enough for now).
+// Prefix sums over the slots (a few hundred at most: one thread is enough).
 __global__ void scan_kernel(const int32_t* __restrict__ counts, int64_t slots,
-                            int32_t* __restrict__ offsets, int32_t* __restrict__ tile_offsets,
-                            int32_t* __restrict__ cursors) {
+                            int32_t* __restrict__ offsets, int32_t* __restrict__ cursors) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
-  int32_t at = 0, tiles = 0;
+  int32_t at = 0;
   for (int64_t s = 0; s < slots; ++s) {
     offsets[s] = at;
     cursors[s] = at;
-    tile_offsets[s] = tiles;
     at += counts[s];
-    tiles += (counts[s] + kBM - 1) / kBM;
   }
   offsets[slots] = at;
-  tile_offsets[slots] = tiles;
 }
 
 __global__ void scatter_kernel(const int32_t* __restrict__ pair_slot, int64_t pairs,
@@ -70,179 +59,127 @@ __global__ void scatter_kernel(const int32_t* __restrict__ pair_slot, int64_t pa
   pos_of_pair[p] = pos;
 }
 
-// --- grouped GEMM ----------------------------------------------------------------------------
-
-struct GemmArgs {
-  // A rows by position: gathered from x (fp32, row perm[pos] / top_k) when x is set, else a.
-  const float* x = nullptr;
-  const int32_t* perm = nullptr;
-  int64_t top_k = 1;
-  const __nv_bfloat16* a = nullptr;  // [positions, k_in]
-  // Per slot weights [slots, n_out, k_in]; b1 only for the SwiGLU variant.
-  const __nv_bfloat16* b0 = nullptr;
-  const __nv_bfloat16* b1 = nullptr;
-  int64_t n_out = 0, k_in = 0;
-  const int32_t* counts = nullptr;
-  const int32_t* offsets = nullptr;
-  const int32_t* tile_offsets = nullptr;
-  int64_t slots = 0;
-  __nv_bfloat16* out_bf16 = nullptr;  // SwiGLU: [positions, n_out]
-  float* out_f32 = nullptr;           // plain: [positions, n_out]
-};
-
-template <int kB>
-struct GemmSmem {
-  static constexpr size_t kLoadBytes = sizeof(__nv_bfloat16) * (kBM + kB * kBN) * kLdAB;
-  static constexpr size_t kEpilogueBytes = sizeof(float) * kB * kBM * kLdC;
-  static constexpr size_t kBytes = kLoadBytes > kEpilogueBytes ? kLoadBytes : kEpilogueBytes;
-};
-
-// One block: one tile of one slot's positions times one kBN-column block of that slot's weights.
-// kSwiGlu: two weight matrices (gate, up) and out = silu(gate) * up in bf16; else out in fp32.
-template <bool kSwiGlu>
-__global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(const GemmArgs g) {
-  using namespace nvcuda;
-  constexpr int kB = kSwiGlu ? 2 : 1;
-  __shared__ alignas(128) unsigned char smem[GemmSmem<kB>::kBytes];
-  __shared__ int64_t row_src[kBM];  // element offset of each tile row's source, -1 past the end
-
-  const int32_t tile = static_cast<int32_t>(blockIdx.x);
-  if (tile >= g.tile_offsets[g.slots]) return;  // the grid is an upper bound
-  int64_t lo = 0, hi = g.slots;                 // tile_offsets[lo] <= tile < tile_offsets[hi]
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (g.tile_offsets[mid] <= tile)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  const int64_t slot = lo;
-  const int32_t m0 = (tile - g.tile_offsets[slot]) * kBM;
-  const int32_t rows = min(kBM, g.counts[slot] - m0);
-  const int64_t pos0 = g.offsets[slot] + m0;
-  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBN;
-  const int64_t K = g.k_in, N = g.n_out;
-  for (int r = threadIdx.x; r < kBM; r += kThreads) {
-    if (r >= rows)
-      row_src[r] = -1;
-    else if (g.x)
-      row_src[r] = static_cast<int64_t>(g.perm[pos0 + r] / g.top_k) * K;
-    else
-      row_src[r] = (pos0 + r) * K;
-  }
-  const __nv_bfloat16* b[kB];
-  b[0] = g.b0 + slot * N * K;
-  if constexpr (kSwiGlu) b[1] = g.b1 + slot * N * K;
-
-  auto* as = reinterpret_cast<__nv_bfloat16*>(smem);
-  auto* bs = as + kBM * kLdAB;  // kB matrices of kBN x kLdAB
-  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kB][2][2];
-#pragma unroll
-  for (int m = 0; m < kB; ++m)
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[m][i][j], 0.0f);
-  __syncthreads();
-
-  const __nv_bfloat16 zero = __float2bfloat16(0.0f);
-  for (int64_t k0 = 0; k0 < K; k0 += kBK) {
-    for (int i = threadIdx.x; i < kBM * kBK; i += kThreads) {
-      const int r = i / kBK, c = i % kBK;
-      const int64_t src = row_src[r], gk = k0 + c;
-      __nv_bfloat16 v = zero;
-      if (src >= 0 && gk < K) v = g.x ? __float2bfloat16(g.x[src + gk]) : g.a[src + gk];
-      as[r * kLdAB + c] = v;
-    }
-#pragma unroll
-    for (int m = 0; m < kB; ++m)
-      for (int i = threadIdx.x; i < kBN * kBK; i += kThreads) {
-        const int r = i / kBK, c = i % kBK;
-        const int64_t gn = n0 + r, gk = k0 + c;
-        bs[(m * kBN + r) * kLdAB + c] = gn < N && gk < K ? b[m][gn * K + gk] : zero;
+// --- gather: a[pos] = bf16(x[perm[pos] / top_k]) ------------------------------------------------
+// One block per position. kVec: 8 columns per thread, two 16-byte loads, one 16-byte store
+// (hidden % 8 == 0 and x 16-byte aligned). A pair outside [0, pairs) - routing inconsistent
+// with the counts - gives a zero row rather than a read out of bounds.
+template <bool kVec>
+__global__ void __launch_bounds__(kRowThreads)
+    gather_rows_kernel(const float* __restrict__ x, const int32_t* __restrict__ perm, int64_t pairs,
+                       int64_t top_k, int64_t hidden, __nv_bfloat16* __restrict__ a) {
+  const int64_t pos = blockIdx.x;
+  const int32_t pair = perm[pos];
+  const bool valid = pair >= 0 && pair < pairs;
+  const float* src = x + (valid ? pair / top_k : 0) * hidden;
+  __nv_bfloat16* dst = a + pos * hidden;
+  if constexpr (kVec) {
+    for (int64_t c = threadIdx.x * 8; c < hidden; c += kRowThreads * 8) {
+      float4 lo = make_float4(0.0f, 0.0f, 0.0f, 0.0f), hi = lo;
+      if (valid) {
+        lo = *reinterpret_cast<const float4*>(src + c);
+        hi = *reinterpret_cast<const float4*>(src + c + 4);
       }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kBK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-        wmma::load_matrix_sync(fa[i], as + (wm * 32 + i * 16) * kLdAB + kk, kLdAB);
-#pragma unroll
-      for (int m = 0; m < kB; ++m) {
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          // W is [N, K] row-major: as the K x N operand it is column-major with ld kLdAB.
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-          wmma::load_matrix_sync(fb, bs + (m * kBN + wn * 32 + j * 16) * kLdAB + kk, kLdAB);
-#pragma unroll
-          for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[m][i][j], fa[i], fb, acc[m][i][j]);
-        }
-      }
+      alignas(16) __nv_bfloat162 v[4] = {
+          __floats2bfloat162_rn(lo.x, lo.y), __floats2bfloat162_rn(lo.z, lo.w),
+          __floats2bfloat162_rn(hi.x, hi.y), __floats2bfloat162_rn(hi.z, hi.w)};
+      *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(v);
     }
-    __syncthreads();
-  }
-
-  // Epilogue through shared memory (the load buffers are free after the last barrier).
-  auto* cs = reinterpret_cast<float*>(smem);
-#pragma unroll
-  for (int m = 0; m < kB; ++m)
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-        wmma::store_matrix_sync(cs + m * kBM * kLdC + (wm * 32 + i * 16) * kLdC + wn * 32 + j * 16,
-                                acc[m][i][j], kLdC, wmma::mem_row_major);
-  __syncthreads();
-  for (int i = threadIdx.x; i < kBM * kBN; i += kThreads) {
-    const int r = i / kBN, c = i % kBN;
-    const int64_t gn = n0 + c;
-    if (r >= rows || gn >= N) continue;
-    const int64_t at = (pos0 + r) * N + gn;
-    if constexpr (kSwiGlu) {
-      const float gate = cs[r * kLdC + c], up = cs[kBM * kLdC + r * kLdC + c];
-      g.out_bf16[at] = __float2bfloat16(gate / (1.0f + expf(-gate)) * up);
-    } else {
-      g.out_f32[at] = cs[r * kLdC + c];
-    }
+  } else {
+    for (int64_t c = threadIdx.x; c < hidden; c += kRowThreads)
+      dst[c] = __float2bfloat16(valid ? src[c] : 0.0f);
   }
 }
 
-// --- combine ---------------------------------------------------------------------------------
+// --- SwiGLU: act[pos, i] = silu(gate_up[pos, 2i]) * gate_up[pos, 2i + 1] ------------------------
 
-__global__ void combine_kernel(const float* __restrict__ expert_out,
-                               const int32_t* __restrict__ pos_of_pair,
-                               const float* __restrict__ weights, int64_t top_k, int64_t hidden,
-                               float* __restrict__ out) {
+__device__ __forceinline__ float swiglu(float gate, float up) {
+  return gate / (1.0f + expf(-gate)) * up;
+}
+
+// One block per position. kVec: 8 outputs per thread from 32 bytes of (gate, up) pairs, one
+// 16-byte store (inter % 8 == 0; rows are then 32- and 16-byte aligned in the workspace).
+template <bool kVec>
+__global__ void __launch_bounds__(kRowThreads)
+    swiglu_kernel(const __nv_bfloat16* __restrict__ gate_up, int64_t inter,
+                  __nv_bfloat16* __restrict__ act) {
+  const int64_t pos = blockIdx.x;
+  const __nv_bfloat16* src = gate_up + pos * 2 * inter;
+  __nv_bfloat16* dst = act + pos * inter;
+  if constexpr (kVec) {
+    for (int64_t c = threadIdx.x * 8; c < inter; c += kRowThreads * 8) {
+      alignas(16) __nv_bfloat162 gu[8];  // .x gate, .y up (column 2i sits below 2i + 1)
+      reinterpret_cast<uint4*>(gu)[0] = reinterpret_cast<const uint4*>(src + 2 * c)[0];
+      reinterpret_cast<uint4*>(gu)[1] = reinterpret_cast<const uint4*>(src + 2 * c)[1];
+      alignas(16) __nv_bfloat162 o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        o[j] =
+            __floats2bfloat162_rn(swiglu(__low2float(gu[2 * j]), __high2float(gu[2 * j])),
+                                  swiglu(__low2float(gu[2 * j + 1]), __high2float(gu[2 * j + 1])));
+      *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(o);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < inter; c += kRowThreads)
+      dst[c] =
+          __float2bfloat16(swiglu(__bfloat162float(src[2 * c]), __bfloat162float(src[2 * c + 1])));
+  }
+}
+
+// --- combine: out[row] = sum over held choices j (in order) of weight_j * expert_out[pos_j] ----
+// One block per row. kVec: float4 columns (hidden % 4 == 0, out 16-byte aligned). A position
+// outside [0, positions) counts as not held.
+template <bool kVec>
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(const float* __restrict__ expert_out, const int32_t* __restrict__ pos_of_pair,
+                   const float* __restrict__ weights, int64_t top_k, int64_t hidden,
+                   int64_t positions, float* __restrict__ out) {
   const int64_t row = blockIdx.x;
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (c >= hidden) return;
-  float sum = 0.0f;
-  for (int64_t j = 0; j < top_k; ++j) {
-    const int32_t pos = pos_of_pair[row * top_k + j];
-    if (pos >= 0) sum += weights[row * top_k + j] * expert_out[pos * hidden + c];
+  const int32_t* pos = pos_of_pair + row * top_k;
+  const float* wt = weights + row * top_k;
+  if constexpr (kVec) {
+    for (int64_t c = threadIdx.x * 4; c < hidden; c += kCombineThreads * 4) {
+      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int64_t j = 0; j < top_k; ++j) {
+        const int32_t p = pos[j];
+        if (p < 0 || p >= positions) continue;
+        const float w = wt[j];
+        const float4 e = *reinterpret_cast<const float4*>(expert_out + p * hidden + c);
+        sum.x += w * e.x;
+        sum.y += w * e.y;
+        sum.z += w * e.z;
+        sum.w += w * e.w;
+      }
+      *reinterpret_cast<float4*>(out + row * hidden + c) = sum;
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < hidden; c += kCombineThreads) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < top_k; ++j) {
+        const int32_t p = pos[j];
+        if (p >= 0 && p < positions) sum += wt[j] * expert_out[p * hidden + c];
+      }
+      out[row * hidden + c] = sum;
+    }
   }
-  out[row * hidden + c] = sum;
 }
+
+// --- host side --------------------------------------------------------------------------------
 
 template <class T>
 T* at(void* workspace, size_t offset) {
   return reinterpret_cast<T*>(static_cast<unsigned char*>(workspace) + offset);
 }
 
-void check_workspace(const ExpertLayerView& w, int64_t pairs, const void* workspace,
-                     size_t workspace_bytes) {
-  const size_t need = expert_workspace_layout(pairs, w.slots, w.hidden, w.inter).bytes;
-  if (workspace_bytes < need)
-    throw std::invalid_argument("expert_stage: workspace of " + std::to_string(workspace_bytes) +
-                                " bytes, " + std::to_string(need) + " needed");
-  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
-    throw std::invalid_argument("expert_stage: workspace not 256-byte aligned");
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 unsigned blocks_for(int64_t items, int threads) {
   return static_cast<unsigned>((items + threads - 1) / threads);
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("expert_stage: ") + what);
 }
 
 }  // namespace
@@ -250,40 +187,43 @@ unsigned blocks_for(int64_t items, int threads) {
 ExpertLayer::ExpertLayer(int64_t num_experts, int64_t hidden, int64_t inter,
                          const std::vector<HostExpert>& held) {
   if (num_experts <= 0 || hidden <= 0 || inter <= 0)
-    throw std::invalid_argument("ExpertLayer: non-positive shape");
-  std::vector<int32_t> slot_of(num_experts, -1);
+    throw std::invalid_argument("ExpertLayer: non-positive shape (experts " +
+                                std::to_string(num_experts) + ", hidden " + std::to_string(hidden) +
+                                ", inter " + std::to_string(inter) + ")");
+  slot_of_.assign(num_experts, -1);
   for (size_t i = 0; i < held.size(); ++i) {
     const int32_t e = held[i].expert;
-    if (e < 0 || e >= num_experts || slot_of[e] >= 0)
+    if (e < 0 || e >= num_experts || slot_of_[e] >= 0)
       throw std::invalid_argument("ExpertLayer: expert " + std::to_string(e) +
                                   " out of range or given twice");
-    slot_of[e] = static_cast<int32_t>(i);
+    slot_of_[e] = static_cast<int32_t>(i);
   }
   const int64_t slots = static_cast<int64_t>(held.size());
-  const size_t matrix = static_cast<size_t>(hidden * inter) * sizeof(uint16_t);
+  const size_t row = static_cast<size_t>(hidden) * sizeof(uint16_t);  // one gate / up row
+  const size_t matrix = static_cast<size_t>(inter) * row;             // one [inter, hidden]
   bytes_ = 3 * slots * matrix + static_cast<size_t>(num_experts) * sizeof(int32_t);
   MOEFLOW_CUDA_CHECK(cudaMalloc(&weights_, bytes_));
-  auto* base = static_cast<unsigned char*>(weights_);
-  unsigned char* gate = base;
-  unsigned char* up = gate + slots * matrix;
-  unsigned char* down = up + slots * matrix;
+  auto* gate_up = static_cast<unsigned char*>(weights_);
+  unsigned char* down = gate_up + 2 * slots * matrix;
   unsigned char* map = down + slots * matrix;
   try {
     for (int64_t s = 0; s < slots; ++s) {
+      // Interleave rows: gate row i -> row 2i, up row i -> row 2i + 1 (destination pitch 2 rows).
+      unsigned char* dst = gate_up + 2 * s * matrix;
       MOEFLOW_CUDA_CHECK(
-          cudaMemcpy(gate + s * matrix, held[s].gate, matrix, cudaMemcpyHostToDevice));
-      MOEFLOW_CUDA_CHECK(cudaMemcpy(up + s * matrix, held[s].up, matrix, cudaMemcpyHostToDevice));
+          cudaMemcpy2D(dst, 2 * row, held[s].gate, row, row, inter, cudaMemcpyHostToDevice));
+      MOEFLOW_CUDA_CHECK(
+          cudaMemcpy2D(dst + row, 2 * row, held[s].up, row, row, inter, cudaMemcpyHostToDevice));
       MOEFLOW_CUDA_CHECK(
           cudaMemcpy(down + s * matrix, held[s].down, matrix, cudaMemcpyHostToDevice));
     }
-    MOEFLOW_CUDA_CHECK(
-        cudaMemcpy(map, slot_of.data(), slot_of.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+    MOEFLOW_CUDA_CHECK(cudaMemcpy(map, slot_of_.data(), slot_of_.size() * sizeof(int32_t),
+                                  cudaMemcpyHostToDevice));
   } catch (...) {
     cudaFree(weights_);
     throw;
   }
-  view_.gate = reinterpret_cast<const uint16_t*>(gate);
-  view_.up = reinterpret_cast<const uint16_t*>(up);
+  view_.gate_up = reinterpret_cast<const uint16_t*>(gate_up);
   view_.down = reinterpret_cast<const uint16_t*>(down);
   view_.slot_of_expert = reinterpret_cast<const int32_t*>(map);
   view_.num_experts = num_experts;
@@ -298,8 +238,11 @@ ExpertLayer::~ExpertLayer() {
 
 void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* experts, void* workspace,
                   size_t workspace_bytes, cudaStream_t stream) {
-  check_workspace(w, pairs, workspace, workspace_bytes);
   const ExpertWorkspaceLayout l = expert_workspace_layout(pairs, w.slots, w.hidden, w.inter);
+  if (workspace_bytes < l.bytes)
+    throw std::invalid_argument("expert_group: workspace of " + std::to_string(workspace_bytes) +
+                                " bytes, " + std::to_string(l.bytes) + " needed");
+  require(reinterpret_cast<uintptr_t>(workspace) % 256 == 0, "workspace not 256-byte aligned");
   auto* counts = at<int32_t>(workspace, l.counts);
   auto* cursors = at<int32_t>(workspace, l.cursors);
   auto* pair_slot = at<int32_t>(workspace, l.pair_slot);
@@ -310,8 +253,7 @@ void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* expert
         experts, pairs, w.slot_of_expert, w.num_experts, w.slots, pair_slot, counts);
     MOEFLOW_CUDA_CHECK_LAUNCH("count_kernel");
   }
-  scan_kernel<<<1, 32, 0, stream>>>(counts, w.slots, at<int32_t>(workspace, l.offsets),
-                                    at<int32_t>(workspace, l.tile_offsets), cursors);
+  scan_kernel<<<1, 32, 0, stream>>>(counts, w.slots, at<int32_t>(workspace, l.offsets), cursors);
   MOEFLOW_CUDA_CHECK_LAUNCH("scan_kernel");
   if (pairs > 0) {
     scatter_kernel<<<blocks_for(pairs, 256), 256, 0, stream>>>(
@@ -321,52 +263,75 @@ void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* expert
   }
 }
 
-void expert_stage(const ExpertLayerView& w, const float* x, int64_t n, int64_t top_k,
-                  const int32_t* experts, const float* weights, float* out, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream) {
-  if (n < 0 || top_k < 1 || w.hidden <= 0 || w.inter <= 0 || w.slots < 0)
-    throw std::invalid_argument("expert_stage: bad shape");
+void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const float* x, int64_t n,
+                  int64_t top_k, const ExpertRouting& routing, const float* weights, float* out,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  const ExpertStagePlan plan = plan_expert_stage(w.slots, w.hidden, w.inter, n, top_k,
+                                                 routing.counts, workspace, workspace_bytes);
   if (n == 0) return;
-  const int64_t pairs = n * top_k;
-  expert_group(w, pairs, experts, workspace, workspace_bytes, stream);
-  const ExpertWorkspaceLayout l = expert_workspace_layout(pairs, w.slots, w.hidden, w.inter);
-  auto* activations = at<__nv_bfloat16>(workspace, l.activations);
+  require(out && weights && routing.pos_of_pair, "null out, weights or pos_of_pair");
+  const ExpertWorkspaceLayout& l = plan.layout;
+  const int64_t H = w.hidden, I = w.inter, pairs = n * top_k;
   auto* expert_out = at<float>(workspace, l.expert_out);
-  const int64_t tiles = expert_tiles_max(pairs, w.slots);
-  if (tiles > 0) {
-    GemmArgs g;
-    g.perm = at<int32_t>(workspace, l.perm);
-    g.top_k = top_k;
-    g.counts = at<int32_t>(workspace, l.counts);
-    g.offsets = at<int32_t>(workspace, l.offsets);
-    g.tile_offsets = at<int32_t>(workspace, l.tile_offsets);
-    g.slots = w.slots;
+  if (plan.positions > 0) {
+    require(x && routing.perm && w.gate_up && w.down, "null x, perm or weights");
+    auto* gathered = at<__nv_bfloat16>(workspace, l.gathered);
+    auto* gate_up = at<__nv_bfloat16>(workspace, l.gate_up);
+    auto* act = at<__nv_bfloat16>(workspace, l.activations);
+    const auto blocks = static_cast<unsigned>(plan.positions);  // <= INT_MAX (plan checked)
 
-    GemmArgs up = g;
-    up.x = x;
-    up.b0 = reinterpret_cast<const __nv_bfloat16*>(w.gate);
-    up.b1 = reinterpret_cast<const __nv_bfloat16*>(w.up);
-    up.n_out = w.inter;
-    up.k_in = w.hidden;
-    up.out_bf16 = activations;
-    const dim3 up_grid(static_cast<unsigned>(tiles), blocks_for(w.inter, kBN));
-    grouped_gemm_kernel<true><<<up_grid, kThreads, 0, stream>>>(up);
-    MOEFLOW_CUDA_CHECK_LAUNCH("grouped_gemm_kernel<swiglu>");
+    if (H % 8 == 0 && aligned16(x))
+      gather_rows_kernel<true>
+          <<<blocks, kRowThreads, 0, stream>>>(x, routing.perm, pairs, top_k, H, gathered);
+    else
+      gather_rows_kernel<false>
+          <<<blocks, kRowThreads, 0, stream>>>(x, routing.perm, pairs, top_k, H, gathered);
+    MOEFLOW_CUDA_CHECK_LAUNCH("gather_rows_kernel");
 
-    GemmArgs down = g;
-    down.a = activations;
-    down.b0 = reinterpret_cast<const __nv_bfloat16*>(w.down);
-    down.n_out = w.hidden;
-    down.k_in = w.inter;
-    down.out_f32 = expert_out;
-    const dim3 down_grid(static_cast<unsigned>(tiles), blocks_for(w.hidden, kBN));
-    grouped_gemm_kernel<false><<<down_grid, kThreads, 0, stream>>>(down);
-    MOEFLOW_CUDA_CHECK_LAUNCH("grouped_gemm_kernel<down>");
+    for (const ExpertGemmSlice& s : plan.slices)
+      gemm_rows_by_weights(blas, reinterpret_cast<const uint16_t*>(gathered + s.first_position * H),
+                           w.gate_up + s.slot * 2 * I * H, gate_up + s.first_position * 2 * I,
+                           GemmOut::bf16, s.rows, 2 * I, H, stream,
+                           "gate_up slot " + std::to_string(s.slot));
+
+    if (I % 8 == 0)
+      swiglu_kernel<true><<<blocks, kRowThreads, 0, stream>>>(gate_up, I, act);
+    else
+      swiglu_kernel<false><<<blocks, kRowThreads, 0, stream>>>(gate_up, I, act);
+    MOEFLOW_CUDA_CHECK_LAUNCH("swiglu_kernel");
+
+    for (const ExpertGemmSlice& s : plan.slices)
+      gemm_rows_by_weights(blas, reinterpret_cast<const uint16_t*>(act + s.first_position * I),
+                           w.down + s.slot * H * I, expert_out + s.first_position * H, GemmOut::f32,
+                           s.rows, H, I, stream, "down slot " + std::to_string(s.slot));
   }
-  const dim3 combine_grid(static_cast<unsigned>(n), blocks_for(w.hidden, 256));
-  combine_kernel<<<combine_grid, 256, 0, stream>>>(
-      expert_out, at<int32_t>(workspace, l.pos_of_pair), weights, top_k, w.hidden, out);
+  const auto rows = static_cast<unsigned>(n);  // n * top_k <= INT_MAX (plan checked)
+  if (H % 4 == 0 && aligned16(out))
+    combine_kernel<true><<<rows, kCombineThreads, 0, stream>>>(
+        expert_out, routing.pos_of_pair, weights, top_k, H, plan.positions, out);
+  else
+    combine_kernel<false><<<rows, kCombineThreads, 0, stream>>>(
+        expert_out, routing.pos_of_pair, weights, top_k, H, plan.positions, out);
   MOEFLOW_CUDA_CHECK_LAUNCH("combine_kernel");
+}
+
+void expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas, const float* x,
+                                int64_t n, int64_t top_k, const int32_t* experts,
+                                const float* weights, float* out, void* workspace,
+                                size_t workspace_bytes, int32_t* counts_host, cudaStream_t stream) {
+  require(n >= 0 && top_k >= 1, "bad shape");
+  if (n == 0) return;
+  require(w.slots == 0 || counts_host, "null counts_host");
+  const ExpertWorkspaceLayout l = expert_workspace_layout(n * top_k, w.slots, w.hidden, w.inter);
+  expert_group(w, n * top_k, experts, workspace, workspace_bytes, stream);
+  if (w.slots > 0) {
+    MOEFLOW_CUDA_CHECK(cudaMemcpyAsync(counts_host, at<int32_t>(workspace, l.counts),
+                                       w.slots * sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+    MOEFLOW_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  const ExpertRouting routing{counts_host, at<int32_t>(workspace, l.perm),
+                              at<int32_t>(workspace, l.pos_of_pair)};
+  expert_stage(w, blas, x, n, top_k, routing, weights, out, workspace, workspace_bytes, stream);
 }
 
 }  // namespace moeflow::kernels::cuda

@@ -1,12 +1,15 @@
 #pragma once
 // The expert stage on one GPU, for one layer: the rows of a batch, each with its top-k expert
 // ids and routing weights, in; per row the weighted sum of its held experts' SwiGLU outputs out
-// (the CPU reference is model/expert_stage.h). Steps, all on the device and on one stream:
-//   group   count the (row, choice) pairs per held expert, prefix sums, scatter (expert_plan.h)
-//   gate_up tile-grouped GEMM over positions: rows gathered from x (fp32 -> bf16 in the load)
-//           times each expert's gate and up weights, fp32 accumulation, silu(gate) * up -> bf16
-//   down    tile-grouped GEMM: activations times the expert's down weights -> fp32
-//   combine out[row] = sum over its held choices of weight * expert output, in choice order
+// (the CPU reference is model/expert_stage.h). Steps, all on one stream:
+//   group    (row, choice) pairs sorted by held slot: on the host (group_pairs, the usual case)
+//            or on the device (expert_group) - see ExpertRouting
+//   gather   x's rows by position, fp32 -> bf16, into a contiguous [positions, hidden] matrix
+//   gate_up  one cuBLAS GEMM per non-empty slot: rows x [2 * inter, hidden]ᵀ -> bf16
+//   swiglu   silu(gate) * up -> bf16 [positions, inter]
+//   down     one cuBLAS GEMM per non-empty slot: activations x [hidden, inter]ᵀ -> fp32
+//   combine  out[row] = sum over its held choices of weight * expert output, in choice order
+// The GEMMs are cuBLAS's (bf16 operands, fp32 accumulation); the memory-bound steps are ours.
 // Knows nothing of actors, models or networks: plain functions over device pointers.
 #include <cuda_runtime_api.h>
 
@@ -14,14 +17,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/expert_plan.h"
 
 namespace moeflow::kernels::cuda {
 
-// One layer's held experts on the device, bf16 as Hugging Face stores them. All device pointers.
+// One layer's held experts on the device, bf16. All device pointers.
 struct ExpertLayerView {
-  const uint16_t* gate = nullptr;           // [slots, inter, hidden] (w1 / gate_proj)
-  const uint16_t* up = nullptr;             // [slots, inter, hidden] (w3 / up_proj)
+  // [slots, 2 * inter, hidden]: row 2i is gate row i (w1 / gate_proj), row 2i + 1 is up row i
+  // (w3 / up_proj), so one GEMM makes both and column 2i, 2i + 1 of its output sit together.
+  const uint16_t* gate_up = nullptr;
   const uint16_t* down = nullptr;           // [slots, hidden, inter] (w2 / down_proj)
   const int32_t* slot_of_expert = nullptr;  // [num_experts]: slot, or -1 when not held
   int64_t num_experts = 0;                  // experts of the layer (the routing's id range)
@@ -47,11 +52,14 @@ class ExpertLayer {
   ExpertLayer& operator=(const ExpertLayer&) = delete;
 
   const ExpertLayerView& view() const { return view_; }
+  // The slot map on the host, for group_pairs: [num_experts], -1 when not held.
+  const std::vector<int32_t>& slot_of_expert() const { return slot_of_; }
   size_t bytes() const { return bytes_; }
 
  private:
   ExpertLayerView view_;
-  void* weights_ = nullptr;  // gate, up, down, then the slot map
+  std::vector<int32_t> slot_of_;
+  void* weights_ = nullptr;  // gate_up, down, then the slot map
   size_t bytes_ = 0;
 };
 
@@ -60,18 +68,37 @@ inline size_t expert_stage_workspace_bytes(const ExpertLayerView& w, int64_t n, 
   return expert_workspace_layout(n * top_k, w.slots, w.hidden, w.inter).bytes;
 }
 
-// x: [n, hidden] fp32; experts, weights: [n, top_k]; out: [n, hidden] fp32, overwritten (rows
-// whose choices are all elsewhere get zeros). workspace: at least
-// expert_stage_workspace_bytes(w, n, top_k) bytes, 256-byte aligned. All device pointers.
-// Asynchronous on `stream`; throws std::invalid_argument on bad shapes, std::runtime_error when
-// a launch fails.
-void expert_stage(const ExpertLayerView& w, const float* x, int64_t n, int64_t top_k,
-                  const int32_t* experts, const float* weights, float* out, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream);
+// The grouping expert_stage consumes. cuBLAS takes each GEMM's row count from the host, so the
+// counts live there; a caller with the routing on the device uses expert_stage_device_routed.
+struct ExpertRouting {
+  const int32_t* counts = nullptr;       // HOST [slots]: held pairs per slot
+  const int32_t* perm = nullptr;         // device [positions]: pair at each position, by slot
+  const int32_t* pos_of_pair = nullptr;  // device [n * top_k]: position of each pair, -1 if none
+};
 
-// The grouping step alone (the first step of expert_stage), for tests: fills the workspace's
-// counts, offsets, tile_offsets, pair_slot, perm and pos_of_pair (see ExpertWorkspaceLayout).
+// x: [n, hidden] fp32; weights: [n, top_k]; out: [n, hidden] fp32, overwritten (rows whose
+// choices are all elsewhere get zeros). workspace: at least expert_stage_workspace_bytes(w, n,
+// top_k) bytes, 256-byte aligned. All device pointers but routing.counts. perm and pos_of_pair
+// may lie in the workspace's own perm and pos_of_pair regions (expert_workspace_layout).
+// Asynchronous on `stream` (the host counts are read before it returns); throws
+// std::invalid_argument on bad arguments (before any device work), std::runtime_error when a
+// launch or a cuBLAS call fails.
+void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const float* x, int64_t n,
+                  int64_t top_k, const ExpertRouting& routing, const float* weights, float* out,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// The device grouping: fills the workspace's counts, offsets, pair_slot, perm and pos_of_pair
+// from device expert ids [pairs] (see ExpertWorkspaceLayout). Asynchronous on `stream`.
 void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* experts, void* workspace,
                   size_t workspace_bytes, cudaStream_t stream);
+
+// For a caller whose expert ids are on the device: expert_group, then the one device-to-host
+// copy of the counts into `counts_host` ([slots]; pinned memory makes it cheaper) and a
+// synchronisation of `stream` - the price of cuBLAS's host-side shapes - then expert_stage on
+// the workspace's perm and pos_of_pair. Returns after queuing the stage (asynchronous again).
+void expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas, const float* x,
+                                int64_t n, int64_t top_k, const int32_t* experts,
+                                const float* weights, float* out, void* workspace,
+                                size_t workspace_bytes, int32_t* counts_host, cudaStream_t stream);
 
 }  // namespace moeflow::kernels::cuda

@@ -1,12 +1,16 @@
 // The GPU expert stage's host-side arithmetic (kernels/cuda/expert_plan.h): grouping of (row,
-// choice) pairs by held expert, tile counts, workspace layout. Runs in every build, GPU or not.
+// choice) pairs by held expert, the workspace layout, the per-slot GEMM slices and the argument
+// checks. Runs in every build, GPU or not.
 #include "kernels/cuda/expert_plan.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace moeflow::kernels::cuda {
@@ -19,35 +23,30 @@ TEST(CudaExpertPlan, GroupsHeldPairsBySlotStably) {
   slot_of[3] = 1;
   slot_of[6] = 2;
   const std::vector<int32_t> experts = {3, 1, 0, 3, 1, 9, -1, 3, 1, 2};
-  const ExpertGrouping g = group_pairs(experts.data(), 10, slot_of.data(), 8, 3, 2);
+  const ExpertGrouping g = group_pairs(experts.data(), 10, slot_of.data(), 8, 3);
   EXPECT_EQ(g.pair_slot, (std::vector<int32_t>{1, 0, -1, 1, 0, -1, -1, 1, 0, -1}));
   EXPECT_EQ(g.counts, (std::vector<int32_t>{3, 3, 0}));  // expert 6 gets nothing
   EXPECT_EQ(g.offsets, (std::vector<int32_t>{0, 3, 6, 6}));
-  EXPECT_EQ(g.tile_offsets, (std::vector<int32_t>{0, 2, 4, 4}));  // tiles of 2 rows
   EXPECT_EQ(g.perm, (std::vector<int32_t>{1, 4, 8, 0, 3, 7}));
   EXPECT_EQ(g.pos_of_pair, (std::vector<int32_t>{3, 0, -1, 4, 1, -1, -1, 5, 2, -1}));
 }
 
-TEST(CudaExpertPlan, NothingHeldMeansNoPositionsAndNoTiles) {
+TEST(CudaExpertPlan, NothingHeldMeansNoPositions) {
   std::vector<int32_t> slot_of(4, -1);
   const std::vector<int32_t> experts = {0, 1, 2, 3};
   const ExpertGrouping g = group_pairs(experts.data(), 4, slot_of.data(), 4, 0);
   EXPECT_TRUE(g.counts.empty());
   EXPECT_EQ(g.offsets, (std::vector<int32_t>{0}));
-  EXPECT_EQ(g.tile_offsets, (std::vector<int32_t>{0}));
   EXPECT_TRUE(g.perm.empty());
   EXPECT_EQ(g.pos_of_pair, (std::vector<int32_t>(4, -1)));
-  EXPECT_EQ(expert_tiles_max(4, 0), 0);
-  EXPECT_EQ(expert_tiles_max(0, 8), 0);
 }
 
-TEST(CudaExpertPlan, TileBoundHoldsForAnyRouting) {
+TEST(CudaExpertPlan, GroupingIsAPermutationForAnyRouting) {
   std::mt19937 rng(7);
   for (int trial = 0; trial < 200; ++trial) {
     const int64_t num_experts = 1 + rng() % 64;
     const int64_t slots = 1 + rng() % num_experts;
     const int64_t pairs = 1 + rng() % 3000;
-    const int tile_rows = trial % 2 ? kExpertTileRows : 1 + static_cast<int>(rng() % 16);
     std::vector<int32_t> slot_of(num_experts, -1);
     for (int64_t s = 0; s < slots; ++s) slot_of[s] = static_cast<int32_t>(s);
     std::shuffle(slot_of.begin(), slot_of.end(), rng);
@@ -55,12 +54,13 @@ TEST(CudaExpertPlan, TileBoundHoldsForAnyRouting) {
     std::vector<int32_t> experts(pairs);
     for (auto& e : experts)
       e = static_cast<int32_t>(rng() % 4 == 0 ? rng() % num_experts : rng() % 3 % num_experts);
-    const ExpertGrouping g =
-        group_pairs(experts.data(), pairs, slot_of.data(), num_experts, slots, tile_rows);
-    EXPECT_LE(g.tile_offsets[slots], expert_tiles_max(pairs, slots, tile_rows));
+    const ExpertGrouping g = group_pairs(experts.data(), pairs, slot_of.data(), num_experts, slots);
     EXPECT_EQ(static_cast<int64_t>(g.perm.size()), g.offsets[slots]);
     for (int64_t p = 0; p < pairs; ++p) {
-      if (g.pos_of_pair[p] < 0) continue;
+      if (g.pos_of_pair[p] < 0) {
+        EXPECT_LT(slot_of[experts[p]], 0);
+        continue;
+      }
       EXPECT_EQ(g.perm[g.pos_of_pair[p]], p);
       const int32_t s = g.pair_slot[p];
       EXPECT_GE(g.pos_of_pair[p], g.offsets[s]);
@@ -70,16 +70,18 @@ TEST(CudaExpertPlan, TileBoundHoldsForAnyRouting) {
 }
 
 TEST(CudaExpertPlan, WorkspaceRegionsAreAlignedAndDisjoint) {
-  const ExpertWorkspaceLayout l = expert_workspace_layout(1000, 7, 96, 160);
-  const std::vector<std::pair<size_t, size_t>> regions = {{l.counts, 4 * 7},
-                                                          {l.offsets, 4 * 8},
-                                                          {l.tile_offsets, 4 * 8},
-                                                          {l.cursors, 4 * 7},
-                                                          {l.pair_slot, 4 * 1000},
-                                                          {l.perm, 4 * 1000},
-                                                          {l.pos_of_pair, 4 * 1000},
-                                                          {l.activations, 2 * 1000 * 160},
-                                                          {l.expert_out, 4 * 1000 * 96}};
+  const int64_t pairs = 1000, slots = 7, hidden = 96, inter = 160;
+  const ExpertWorkspaceLayout l = expert_workspace_layout(pairs, slots, hidden, inter);
+  const std::vector<std::pair<size_t, size_t>> regions = {{l.counts, 4 * slots},
+                                                          {l.offsets, 4 * (slots + 1)},
+                                                          {l.cursors, 4 * slots},
+                                                          {l.pair_slot, 4 * pairs},
+                                                          {l.perm, 4 * pairs},
+                                                          {l.pos_of_pair, 4 * pairs},
+                                                          {l.gathered, 2 * pairs * hidden},
+                                                          {l.gate_up, 2 * pairs * 2 * inter},
+                                                          {l.activations, 2 * pairs * inter},
+                                                          {l.expert_out, 4 * pairs * hidden}};
   for (size_t i = 0; i < regions.size(); ++i) {
     EXPECT_EQ(regions[i].first % 256, 0u) << i;
     EXPECT_LE(regions[i].first + regions[i].second, l.bytes) << i;
@@ -87,6 +89,65 @@ TEST(CudaExpertPlan, WorkspaceRegionsAreAlignedAndDisjoint) {
       EXPECT_GE(regions[i].first, regions[i - 1].first + regions[i - 1].second) << i;
     }
   }
+}
+
+// A workspace pointer that is never dereferenced (the plan only looks at its address).
+void* aligned_fake() {
+  alignas(256) static unsigned char fake[256];
+  return fake;
+}
+
+TEST(CudaExpertPlan, PlanSlicesTheNonEmptySlotsInOrder) {
+  const std::vector<int32_t> counts = {3, 0, 5, 0, 1};
+  const size_t need = expert_workspace_layout(10 * 2, 5, 64, 128).bytes;
+  const ExpertStagePlan plan =
+      plan_expert_stage(5, 64, 128, 10, 2, counts.data(), aligned_fake(), need);
+  EXPECT_EQ(plan.positions, 9);
+  ASSERT_EQ(plan.slices.size(), 3u);
+  const int64_t want[3][3] = {{0, 0, 3}, {2, 3, 5}, {4, 8, 1}};  // slot, first position, rows
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(plan.slices[i].slot, want[i][0]) << i;
+    EXPECT_EQ(plan.slices[i].first_position, want[i][1]) << i;
+    EXPECT_EQ(plan.slices[i].rows, want[i][2]) << i;
+  }
+  EXPECT_EQ(plan.layout.bytes, need);
+  // Nothing held: no slices, nothing to compute (the combine alone writes zeros).
+  const std::vector<int32_t> none = {0, 0, 0, 0, 0};
+  EXPECT_TRUE(
+      plan_expert_stage(5, 64, 128, 10, 2, none.data(), aligned_fake(), need).slices.empty());
+}
+
+// Refused on the host with a message that says what, before any device work.
+void expect_refused(const std::string& needle, int64_t slots, int64_t hidden, int64_t inter,
+                    int64_t n, int64_t top_k, const int32_t* counts, const void* workspace,
+                    size_t bytes) {
+  try {
+    plan_expert_stage(slots, hidden, inter, n, top_k, counts, workspace, bytes);
+    ADD_FAILURE() << "accepted; expected a refusal mentioning \"" << needle << "\"";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaExpertPlan, PlanRefusesBadArguments) {
+  const std::vector<int32_t> counts = {4, 4, 2, 0};
+  const size_t need = expert_workspace_layout(5 * 2, 4, 64, 128).bytes;
+  void* ws = aligned_fake();
+  EXPECT_NO_THROW(plan_expert_stage(4, 64, 128, 5, 2, counts.data(), ws, need));
+  expect_refused("workspace of", 4, 64, 128, 5, 2, counts.data(), ws, need - 1);
+  expect_refused("aligned", 4, 64, 128, 5, 2, counts.data(), static_cast<char*>(ws) + 4, need);
+  expect_refused("bad shape", 4, 64, 128, 5, 0, counts.data(), ws, need);
+  expect_refused("bad shape", 4, 0, 128, 5, 2, counts.data(), ws, need);
+  expect_refused("bad shape", 4, 64, 128, -1, 2, counts.data(), ws, need);
+  expect_refused("no host counts", 4, 64, 128, 5, 2, nullptr, ws, need);
+  const std::vector<int32_t> negative = {4, -1, 2, 0};
+  expect_refused("negative count", 4, 64, 128, 5, 2, negative.data(), ws, need);
+  const std::vector<int32_t> too_many = {4, 4, 2, 1};  // 11 positions for 5 rows x top-2
+  expect_refused("more than the 10 pairs", 4, 64, 128, 5, 2, too_many.data(), ws, need);
+  // cuBLAS dimensions are ints: 2 * inter must fit.
+  expect_refused("int range", 4, 64, int64_t{1} << 30, 5, 2, counts.data(), ws, need);
+  // No rows: nothing to check but the shape.
+  EXPECT_EQ(plan_expert_stage(4, 64, 128, 0, 2, counts.data(), ws, 256).positions, 0);
 }
 
 }  // namespace
