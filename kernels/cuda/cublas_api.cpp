@@ -4,7 +4,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "kernels/cuda/cublas_library.h"
+#include "kernels/cuda/shared_library.h"
 
 namespace moeflow::kernels::cuda {
 namespace {

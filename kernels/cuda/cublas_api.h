@@ -1,6 +1,6 @@
 #pragma once
 // The cuBLAS functions moeflow calls, resolved at run time from the library that
-// kernels/cuda/cublas_library.h finds, and a handle owning one cuBLAS context. Uses the CUDA
+// kernels/cuda/shared_library.h finds, and a handle owning one cuBLAS context. Uses the CUDA
 // toolkit's headers for the declarations only: nothing links libcublas. Built with CUDA only.
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>

@@ -1,11 +1,11 @@
 #include "transport/nccl/nccl_library.h"
 
-#include <dlfcn.h>
-
+#include <memory>
 #include <mutex>
 #include <optional>
 
 #include "core/error.h"
+#include "kernels/cuda/shared_library.h"
 
 namespace moeflow::transport::nccl {
 
@@ -16,29 +16,31 @@ int major_minor(int code) {
   return code / 100;
 }
 
+using kernels::cuda::SharedLibrary;
+
 template <class F>
-bool resolve(void* handle, const char* name, F& out, std::string& missing) {
-  out = reinterpret_cast<F>(dlsym(handle, name));
+bool resolve(const SharedLibrary& lib, const char* name, F& out, std::string& missing) {
+  out = reinterpret_cast<F>(lib.find(name));
   if (out == nullptr && missing.empty()) missing = name;
   return out != nullptr;
 }
 
-// Resolves every function of `api` from `handle`; returns the first missing name, or "".
-std::string resolve_all(void* handle, NcclApi& api) {
+// Resolves every function of `api` from `lib`; returns the first missing name, or "".
+std::string resolve_all(const SharedLibrary& lib, NcclApi& api) {
   std::string missing;
-  resolve(handle, "ncclGetVersion", api.get_version, missing);
-  resolve(handle, "ncclGetErrorString", api.get_error_string, missing);
-  resolve(handle, "ncclGetLastError", api.get_last_error, missing);
-  resolve(handle, "ncclGetUniqueId", api.get_unique_id, missing);
-  resolve(handle, "ncclCommInitRankConfig", api.comm_init_rank_config, missing);
-  resolve(handle, "ncclCommGetAsyncError", api.comm_get_async_error, missing);
-  resolve(handle, "ncclCommFinalize", api.comm_finalize, missing);
-  resolve(handle, "ncclCommDestroy", api.comm_destroy, missing);
-  resolve(handle, "ncclCommAbort", api.comm_abort, missing);
-  resolve(handle, "ncclGroupStart", api.group_start, missing);
-  resolve(handle, "ncclGroupEnd", api.group_end, missing);
-  resolve(handle, "ncclSend", api.send, missing);
-  resolve(handle, "ncclRecv", api.recv, missing);
+  resolve(lib, "ncclGetVersion", api.get_version, missing);
+  resolve(lib, "ncclGetErrorString", api.get_error_string, missing);
+  resolve(lib, "ncclGetLastError", api.get_last_error, missing);
+  resolve(lib, "ncclGetUniqueId", api.get_unique_id, missing);
+  resolve(lib, "ncclCommInitRankConfig", api.comm_init_rank_config, missing);
+  resolve(lib, "ncclCommGetAsyncError", api.comm_get_async_error, missing);
+  resolve(lib, "ncclCommFinalize", api.comm_finalize, missing);
+  resolve(lib, "ncclCommDestroy", api.comm_destroy, missing);
+  resolve(lib, "ncclCommAbort", api.comm_abort, missing);
+  resolve(lib, "ncclGroupStart", api.group_start, missing);
+  resolve(lib, "ncclGroupEnd", api.group_end, missing);
+  resolve(lib, "ncclSend", api.send, missing);
+  resolve(lib, "ncclRecv", api.recv, missing);
   return missing;
 }
 
@@ -57,15 +59,15 @@ NcclApi load_nccl_api(const std::vector<std::string>& candidates) {
   std::string tried;
   for (const std::string& path : candidates) {
     if (!tried.empty()) tried += "; ";
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      tried += path + ": " + (why ? why : "dlopen failed");
+    std::string why;
+    std::unique_ptr<SharedLibrary> lib = SharedLibrary::try_open(path, why);
+    if (!lib) {
+      tried += path + ": " + why;
       continue;
     }
     NcclApi api;
     api.path = path;
-    const std::string missing = resolve_all(handle, api);
+    const std::string missing = resolve_all(*lib, api);
     if (!missing.empty()) {
       tried += path + ": no symbol " + missing;
       continue;
@@ -79,6 +81,7 @@ NcclApi load_nccl_api(const std::vector<std::string>& candidates) {
                nccl_version_text(NCCL_VERSION_CODE) + " headers moeflow was built with";
       continue;
     }
+    lib.release();  // never unloaded: NCCL keeps threads
     return api;
   }
   throw Error("cannot load the NCCL library (" + (tried.empty() ? "no paths given" : tried) +

@@ -1,4 +1,4 @@
-#include "kernels/cuda/cublas_library.h"
+#include "kernels/cuda/shared_library.h"
 
 #include <dlfcn.h>
 
@@ -10,17 +10,30 @@ std::vector<std::string> cublas_library_paths() {
   return {"libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.13"};
 }
 
+std::unique_ptr<SharedLibrary> SharedLibrary::try_open(const std::string& path, std::string& why) {
+  // RTLD_LOCAL: the library's symbols stay out of the global namespace (only looked up here).
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* reason = dlerror();
+    why = reason ? reason : "unknown error";
+    return nullptr;
+  }
+  std::unique_ptr<SharedLibrary> lib(new SharedLibrary());
+  lib->handle_ = handle;
+  lib->path_ = path;
+  return lib;
+}
+
 SharedLibrary::SharedLibrary(const std::string& what, const std::vector<std::string>& paths) {
   std::string tried;
   for (const std::string& p : paths) {
-    // RTLD_LOCAL: the library's symbols stay out of the global namespace (only looked up here).
-    handle_ = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle_) {
+    std::string why;
+    if (auto lib = try_open(p, why)) {
+      std::swap(handle_, lib->handle_);
       path_ = p;
       return;
     }
-    const char* why = dlerror();
-    tried += (tried.empty() ? "" : "; ") + p + ": " + (why ? why : "unknown error");
+    tried += (tried.empty() ? "" : "; ") + p + ": " + why;
   }
   throw std::runtime_error("cannot load " + what + " (tried " +
                            (tried.empty() ? std::string("no paths") : tried) + ")");
@@ -30,8 +43,12 @@ SharedLibrary::~SharedLibrary() {
   if (handle_) dlclose(handle_);
 }
 
+void* SharedLibrary::find(const char* name) const {
+  return dlsym(handle_, name);
+}
+
 void* SharedLibrary::symbol(const char* name) const {
-  dlerror();  // clear a stale error: a symbol may legitimately be at address 0 only in theory
+  dlerror();  // clear a stale error
   void* p = dlsym(handle_, name);
   if (!p) {
     const char* why = dlerror();

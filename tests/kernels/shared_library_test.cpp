@@ -1,7 +1,7 @@
-// The run-time loader behind cuBLAS (kernels/cuda/cublas_library.h): a missing library is an
-// error naming it and every path tried; a missing symbol names the symbol and the file. Runs in
-// every build, GPU or not (it loads libc, never cuBLAS).
-#include "kernels/cuda/cublas_library.h"
+// The run-time loader of the CUDA vendor libraries (kernels/cuda/shared_library.h): a missing
+// library is an error naming it and every path tried; a missing symbol names the symbol and the
+// file. Runs in every build, GPU or not (it loads libc, never cuBLAS).
+#include "kernels/cuda/shared_library.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@ bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-TEST(CublasLibrary, MissingLibraryNamesItAndEveryPathTried) {
+TEST(SharedLibrary, MissingLibraryNamesItAndEveryPathTried) {
   try {
     SharedLibrary lib("cuBLAS (libcublas.so.13)",
                       {"/nonexistent/libcublas.so.13", "/also/missing/libcublas.so.13"});
@@ -28,14 +28,14 @@ TEST(CublasLibrary, MissingLibraryNamesItAndEveryPathTried) {
   }
 }
 
-TEST(CublasLibrary, LooksOnTheSearchPathThenInTheToolkit) {
+TEST(SharedLibrary, LooksOnTheSearchPathThenInTheToolkit) {
   const std::vector<std::string> paths = cublas_library_paths();
   ASSERT_EQ(paths.size(), 2u);
   EXPECT_EQ(paths[0], "libcublas.so.13");
   EXPECT_EQ(paths[1], "/usr/local/cuda/lib64/libcublas.so.13");
 }
 
-TEST(CublasLibrary, TakesTheFirstPathThatLoadsAndNamesMissingSymbols) {
+TEST(SharedLibrary, TakesTheFirstPathThatLoadsAndNamesMissingSymbols) {
   SharedLibrary libc("libc", {"/nonexistent/libc.so.6", "libc.so.6"});
   EXPECT_EQ(libc.path(), "libc.so.6");
   EXPECT_NE(libc.symbol("strlen"), nullptr);
