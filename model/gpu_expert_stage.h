@@ -3,7 +3,7 @@
 // same ExpertWeights, run by kernels/cuda/expert_stage.h on one GPU (cuBLAS GEMMs, loaded at run
 // time). Weights are uploaded once as bf16 (fp32 weights are rounded to bf16); each run() groups
 // the batch's (row, expert) pairs on the host, copies the batch in and the result out and waits
-// for them. Not yet used by the shard actors: a cuda:N shard still runs on the CPU.
+// for them. model/expert_shard.h makes one for a shard with device = "cuda:N".
 #include <cstdint>
 #include <memory>
 
