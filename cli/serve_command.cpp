@@ -58,6 +58,11 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   log("loading " + graph.model.path.string() + " and connecting to the expert nodes...");
   auto node = start_router_node(system, graph,
                                 std::chrono::milliseconds(args.get_int("connect-timeout", 60000)));
+  std::string local;
+  for (const ShardSpec& s : graph.shards)
+    if (s.node == graph.router_node().name)
+      local += (local.empty() ? "" : ", ") + s.name + " on " + s.device;
+  if (!local.empty()) log("shards in this process: " + local);
   const auto codec = api::make_tokenizer_codec(graph.model.path);
   api::HttpServerOptions options;
   options.host = graph.api.host;
