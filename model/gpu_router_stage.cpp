@@ -120,8 +120,8 @@ void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, co
   }
   int32_t* pos = grow<int32_t>(positions, n, "positions");
   upload(pos, layout.positions.data(), n * sizeof(int32_t), "copy positions in");
-  kc::rope_rotate_half({qp, q_dim, cfg.num_heads}, {kp, kv_dim, cfg.num_kv_heads}, n,
-                       cfg.head_dim, pos, w->rope_inv_freq, stream);
+  kc::rope_rotate_half({qp, q_dim, cfg.num_heads}, {kp, kv_dim, cfg.num_kv_heads}, n, cfg.head_dim,
+                       pos, w->rope_inv_freq, stream);
 
   std::vector<int64_t> held;  // the layer's rows per sequence after the append
   held.reserve(layout.sequences.size());
@@ -150,8 +150,8 @@ void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, co
                                       cfg.sliding_window};
   const int splits = kc::decode_attention_splits(n, cfg.num_heads, t.kv_len_max);
   const kc::DecodeAttentionWorkspace ws = kc::decode_attention_workspace(n, shape, splits);
-  void* ws_ptr = ws.bytes > 0 ? grow<unsigned char>(attention_ws, ws.bytes, "attention workspace")
-                              : nullptr;
+  void* ws_ptr =
+      ws.bytes > 0 ? grow<unsigned char>(attention_ws, ws.bytes, "attention workspace") : nullptr;
   const kc::DecodeAttentionInputs in{qp, reinterpret_cast<const float* const*>(tab),
                                      reinterpret_cast<const float* const*>(tab + ptr_bytes),
                                      reinterpret_cast<const int32_t*>(tab + 2 * ptr_bytes), n};
@@ -162,8 +162,8 @@ GpuRouterStage::GpuRouterStage(const ModelConfig& cfg, const RouterWeights& weig
   require_cuda_device(device, "GPU router stage");
   auto m = std::make_unique<Impl>(cfg, device);
   for (int64_t l = 0; l < cfg.num_layers; ++l)
-    if (cfg.layer_is_moe[l] && (cfg.num_experts > kc::kGateMaxExperts ||
-                                cfg.top_k > kc::kGateMaxTopK))
+    if (cfg.layer_is_moe[l] &&
+        (cfg.num_experts > kc::kGateMaxExperts || cfg.top_k > kc::kGateMaxTopK))
       throw Error(m->who + ": " + std::to_string(cfg.num_experts) + " experts, top-" +
                   std::to_string(cfg.top_k) + " exceed route_top_k's " +
                   std::to_string(kc::kGateMaxExperts) + " experts, top-" +
@@ -272,8 +272,8 @@ TokenBatch GpuRouterStage::attend_and_route(int64_t layer, const StepLayout& lay
     m.upload(h, hidden, n * d * sizeof(float), "copy hidden in");
     kc::rms_norm(h, lw.input_norm, n, d, cfg.rms_norm_eps, normed, m.stream);
     m.attention(layer, layout, normed, cache, attn);
-    uint16_t* ab = m.grow<uint16_t>(m.a_bf16, n * std::max(d, cfg.num_heads * cfg.head_dim),
-                                    "bf16 rows");
+    uint16_t* ab =
+        m.grow<uint16_t>(m.a_bf16, n * std::max(d, cfg.num_heads * cfg.head_dim), "bf16 rows");
     kc::f32_to_bf16(attn, n * cfg.num_heads * cfg.head_dim, ab, m.stream);
     m.gemm(ab, lw.o, n, proj, "o projection");
     kc::add_values(h, proj, n * d, m.stream);
@@ -327,25 +327,25 @@ void GpuRouterStage::combine(const TokenBatch& batch, const float* routed, float
     throw Error(m.who + ": combine of layer " + std::to_string(batch.layer) + ": " +
                 std::to_string(batch.rows.size()) + " row values for " + std::to_string(n) +
                 " rows of " + std::to_string(d));
-  with_context(m.who + ": combine layer " + std::to_string(batch.layer) + ", " +
-                   std::to_string(n) + " rows",
-               [&] {
-                 m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-                 float* h = m.grow<float>(m.hidden, n * d, "hidden");
-                 float* r = m.grow<float>(m.proj, n * d, "routed");
-                 m.upload(h, hidden, n * d * sizeof(float), "copy hidden in");
-                 m.upload(r, routed, n * d * sizeof(float), "copy routed in");
-                 kc::add_values(h, r, n * d, m.stream);
-                 if (shared) {
-                   float* rows = m.grow<float>(m.rows, n * d, "expert rows");
-                   float* out = m.grow<float>(m.normed, n * d, "shared expert out");
-                   m.upload(rows, batch.rows.data(), n * d * sizeof(float), "copy rows in");
-                   m.mlp(lw.shared_expert, rows, n, out);
-                   kc::gated_add_rows(h, out, rows, lw.shared_expert_gate, n, d, m.stream);
-                 }
-                 m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-                 m.wait("combine");
-               });
+  with_context(
+      m.who + ": combine layer " + std::to_string(batch.layer) + ", " + std::to_string(n) + " rows",
+      [&] {
+        m.ok(cudaSetDevice(m.device), "cudaSetDevice");
+        float* h = m.grow<float>(m.hidden, n * d, "hidden");
+        float* r = m.grow<float>(m.proj, n * d, "routed");
+        m.upload(h, hidden, n * d * sizeof(float), "copy hidden in");
+        m.upload(r, routed, n * d * sizeof(float), "copy routed in");
+        kc::add_values(h, r, n * d, m.stream);
+        if (shared) {
+          float* rows = m.grow<float>(m.rows, n * d, "expert rows");
+          float* out = m.grow<float>(m.normed, n * d, "shared expert out");
+          m.upload(rows, batch.rows.data(), n * d * sizeof(float), "copy rows in");
+          m.mlp(lw.shared_expert, rows, n, out);
+          kc::gated_add_rows(h, out, rows, lw.shared_expert_gate, n, d, m.stream);
+        }
+        m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
+        m.wait("combine");
+      });
 }
 
 void GpuRouterStage::logits(const float* hidden, const std::vector<int64_t>& rows, float* out) {

@@ -44,14 +44,14 @@ TEST(GpuAttentionTable, PrefillRowsSeeTheirCausalPrefix) {
   // Sequence 5: a prefill of 3 new tokens after 2 cached; sequence 9: one decode token at 7;
   // sequence 4: a fresh prefill of 2. Rows interleaved out of sequence order on purpose.
   const StepLayout l = layout_of({{5, 0, 3, 2}, {9, 5, 1, 7}, {4, 3, 2, 0}});
-  const AttentionTable t =
-      build_attention_table(l, {{fake(1), fake(2), 5}, {fake(3), fake(4), 8}, {fake(5), fake(6), 2}});
+  const AttentionTable t = build_attention_table(
+      l, {{fake(1), fake(2), 5}, {fake(3), fake(4), 8}, {fake(5), fake(6), 2}});
   ASSERT_EQ(t.rows(), 6);
   EXPECT_EQ(t.kv_lens, (std::vector<int32_t>{3, 4, 5, 1, 2, 8}));
-  EXPECT_EQ(t.keys, (std::vector<const float*>{fake(1), fake(1), fake(1), fake(5), fake(5),
-                                               fake(3)}));
-  EXPECT_EQ(t.values, (std::vector<const float*>{fake(2), fake(2), fake(2), fake(6), fake(6),
-                                                 fake(4)}));
+  EXPECT_EQ(t.keys,
+            (std::vector<const float*>{fake(1), fake(1), fake(1), fake(5), fake(5), fake(3)}));
+  EXPECT_EQ(t.values,
+            (std::vector<const float*>{fake(2), fake(2), fake(2), fake(6), fake(6), fake(4)}));
   EXPECT_EQ(t.kv_len_max, 8);
 }
 
@@ -63,11 +63,13 @@ TEST(GpuAttentionTable, OneDecodeRow) {
 
 TEST(GpuAttentionTable, RefusesACacheThatDisagreesWithTheLayout) {
   const StepLayout l = layout_of({{5, 0, 3, 2}});
-  EXPECT_NE(message_of([&] { build_attention_table(l, {{fake(1), fake(2), 4}}); })
-                .find("sequence 5 (rows 0+3, first position 2) has 4 cached rows, expected 5"),
+  EXPECT_NE(message_of([&] {
+              build_attention_table(l, {{fake(1), fake(2), 4}});
+            }).find("sequence 5 (rows 0+3, first position 2) has 4 cached rows, expected 5"),
             std::string::npos);
-  EXPECT_NE(message_of([&] { build_attention_table(l, {{nullptr, fake(2), 5}}); })
-                .find("no cache pointers"),
+  EXPECT_NE(message_of([&] {
+              build_attention_table(l, {{nullptr, fake(2), 5}});
+            }).find("no cache pointers"),
             std::string::npos);
   EXPECT_NE(message_of([&] { build_attention_table(l, {}); }).find("0 caches for 1 sequences"),
             std::string::npos);

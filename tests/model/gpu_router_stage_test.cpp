@@ -36,10 +36,10 @@ namespace {
 
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 
-#define SKIP_WITHOUT_CUDA_DEVICE()                                                             \
-  do {                                                                                         \
-    const kernels::cuda::DeviceCount devices_ = kernels::cuda::device_count();                 \
-    if (devices_.count == 0) GTEST_SKIP() << "no CUDA device (" << devices_.error << ")";     \
+#define SKIP_WITHOUT_CUDA_DEVICE()                                                        \
+  do {                                                                                    \
+    const kernels::cuda::DeviceCount devices_ = kernels::cuda::device_count();            \
+    if (devices_.count == 0) GTEST_SKIP() << "no CUDA device (" << devices_.error << ")"; \
   } while (0)
 
 TEST(GpuRouterStage, MissingDeviceIsRefusedWithTheReason) {
