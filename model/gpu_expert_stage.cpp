@@ -4,65 +4,27 @@
 #include <string>
 
 #include "core/error.h"
-#include "kernels/cuda/device.h"
+#include "model/gpu_device.h"
 
 #if MOEFLOW_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
 #include <vector>
 
-#include "kernels/cpu/convert.h"
 #include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/expert_plan.h"
 #include "kernels/cuda/expert_stage.h"
+#include "model/gpu_buffer.h"
 #endif
 
 namespace moeflow {
-namespace {
-
-// The device must exist before anything touches it: the same refusal with or without CUDA.
-void require_device(int device) {
-  const kernels::cuda::DeviceCount devices = kernels::cuda::device_count();
-  if (device >= 0 && device < devices.count) return;
-  throw Error("GPU expert stage: no CUDA device cuda:" + std::to_string(device) +
-              (devices.count == 0 ? " (" + devices.error + ")"
-                                  : " (this process sees " + std::to_string(devices.count) + ")"));
-}
-
-}  // namespace
-
 #if MOEFLOW_HAVE_CUDA
 
 namespace {
 
 void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw Error(std::string("GPU expert stage: ") + what + ": " + cudaGetErrorName(e) + " (" +
-                cudaGetErrorString(e) + ")");
+  cuda_ok(e, std::string("GPU expert stage: ") + what);
 }
-
-// bf16 bits of a weight matrix: its own data when stored as bf16, else a rounded copy in `keep`.
-const uint16_t* bf16_data(const kernels::Matrix& m, std::vector<std::vector<uint16_t>>& keep) {
-  if (m.type == kernels::WeightType::bf16) return static_cast<const uint16_t*>(m.data);
-  keep.emplace_back(m.rows * m.cols);
-  kernels::f32_to_bf16(static_cast<const float*>(m.data), keep.back().data(), m.rows * m.cols);
-  return keep.back().data();
-}
-
-// A growable device buffer.
-struct DeviceBuffer {
-  void* p = nullptr;
-  size_t bytes = 0;
-  void reserve(size_t need) {
-    if (need <= bytes) return;
-    cudaFree(p);
-    p = nullptr;
-    bytes = 0;
-    ok(cudaMalloc(&p, need), "cudaMalloc");
-    bytes = need;
-  }
-  ~DeviceBuffer() { cudaFree(p); }
-};
 
 }  // namespace
 
@@ -81,7 +43,7 @@ struct GpuExpertStage::Impl {
 
 GpuExpertStage::GpuExpertStage(const ModelConfig& cfg, const ExpertWeights& weights, int device)
     : impl_(std::make_unique<Impl>()) {
-  require_device(device);
+  require_cuda_device(device, "GPU expert stage");
   ok(cudaSetDevice(device), "cudaSetDevice");
   impl_->device = device;
   impl_->hidden = cfg.hidden_size;
@@ -104,8 +66,8 @@ GpuExpertStage::GpuExpertStage(const ModelConfig& cfg, const ExpertWeights& weig
       if (row[e].empty()) continue;
       impl_->held[l][e] = true;
       inter = row[e].gate.rows;
-      host.push_back({static_cast<int32_t>(e), bf16_data(row[e].gate, keep),
-                      bf16_data(row[e].up, keep), bf16_data(row[e].down, keep)});
+      host.push_back({static_cast<int32_t>(e), bf16_bits(row[e].gate, keep),
+                      bf16_bits(row[e].up, keep), bf16_bits(row[e].down, keep)});
     }
     if (host.empty()) continue;
     impl_->layers[l] = std::make_unique<kernels::cuda::ExpertLayer>(
@@ -160,18 +122,18 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
   ok(cudaSetDevice(impl_->device), "cudaSetDevice");
   Impl& m = *impl_;
   const size_t x_bytes = n * d * sizeof(float);
-  m.x.reserve(x_bytes);
-  m.out.reserve(x_bytes);
-  m.weights.reserve(pairs * sizeof(float));
+  m.x.reserve(x_bytes, "GPU expert stage rows");
+  m.out.reserve(x_bytes, "GPU expert stage output");
+  m.weights.reserve(pairs * sizeof(float), "GPU expert stage routing weights");
   const kernels::cuda::ExpertWorkspaceLayout l =
       kernels::cuda::expert_workspace_layout(pairs, view.slots, view.hidden, view.inter);
-  m.workspace.reserve(l.bytes);
-  auto* perm = reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.p) + l.perm);
+  m.workspace.reserve(l.bytes, "GPU expert stage workspace");
+  auto* perm = reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.perm);
   auto* pos_of_pair =
-      reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.p) + l.pos_of_pair);
-  ok(cudaMemcpyAsync(m.x.p, batch.rows.data(), x_bytes, cudaMemcpyHostToDevice, m.stream),
+      reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.pos_of_pair);
+  ok(cudaMemcpyAsync(m.x.get(), batch.rows.data(), x_bytes, cudaMemcpyHostToDevice, m.stream),
      "copy rows");
-  ok(cudaMemcpyAsync(m.weights.p, batch.weights.data(), pairs * sizeof(float),
+  ok(cudaMemcpyAsync(m.weights.get(), batch.weights.data(), pairs * sizeof(float),
                      cudaMemcpyHostToDevice, m.stream),
      "copy weights");
   ok(cudaMemcpyAsync(perm, g.perm.data(), positions * sizeof(int32_t), cudaMemcpyHostToDevice,
@@ -182,15 +144,15 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
      "copy pos_of_pair");
   try {
     const kernels::cuda::ExpertRouting routing{g.counts.data(), perm, pos_of_pair};
-    kernels::cuda::expert_stage(view, *m.blas, static_cast<const float*>(m.x.p), n, k, routing,
-                                static_cast<const float*>(m.weights.p),
-                                static_cast<float*>(m.out.p), m.workspace.p, m.workspace.bytes,
-                                m.stream);
+    kernels::cuda::expert_stage(view, *m.blas, static_cast<const float*>(m.x.get()), n, k, routing,
+                                static_cast<const float*>(m.weights.get()),
+                                static_cast<float*>(m.out.get()), m.workspace.get(),
+                                m.workspace.bytes(), m.stream);
   } catch (const std::exception& e) {
     throw Error("GPU expert stage: layer " + std::to_string(batch.layer) + ", " +
                 std::to_string(n) + " rows: " + e.what());
   }
-  ok(cudaMemcpyAsync(out, m.out.p, x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
+  ok(cudaMemcpyAsync(out, m.out.get(), x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
   ok(cudaStreamSynchronize(m.stream), "expert stage");
   return positions;
 }
@@ -200,7 +162,7 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
 struct GpuExpertStage::Impl {};
 
 GpuExpertStage::GpuExpertStage(const ModelConfig&, const ExpertWeights&, int device) {
-  require_device(device);
+  require_cuda_device(device, "GPU expert stage");
 }
 GpuExpertStage::~GpuExpertStage() = default;
 bool GpuExpertStage::holds(int64_t, int64_t) const {
