@@ -6,7 +6,7 @@
 namespace moeflow {
 
 void check_node_devices(const GraphSpec& g, const std::string& node) {
-  check_shard_devices(g, node, [](std::string& why_none) {
+  check_devices(g, node, [](std::string& why_none) {
     const kernels::cuda::DeviceCount devices = kernels::cuda::device_count();
     why_none = devices.error;
     return devices.count;

@@ -14,13 +14,13 @@ void run_layers(self_ptr self);
 // Ends the current step: deliver (or fail) and start the next queued one.
 void finish_step(self_ptr self, const std::string& error) {
   auto& st = self->state;
-  KvCache& cache = st.model->cache();
+  KvCacheState& cache = st.model->cache();
   if (error.empty()) {
     for (const auto& s : st.plan.layout.sequences) cache.commit(s.seq_id, s.count);
     auto result = std::make_shared<StepResult>();
     result->vocab = st.model->config().vocab_size;
     result->logits.resize(st.plan.output_rows.size() * result->vocab);
-    st.model->stage().logits(st.hidden.data(), st.plan.output_rows, result->logits.data());
+    st.model->logits(st.hidden.data(), st.plan.output_rows, result->logits.data());
     result->rows = st.plan.layout.rows();
     result->layer_wait_us = std::move(st.layer_wait_us);
     result->expert_use = std::move(st.expert_use);
@@ -53,7 +53,7 @@ void on_layer_done(self_ptr self) {
   st.routed.assign(st.batch->size() * d, 0.0f);
   for (size_t i = 0; i < st.slices.size(); ++i)
     if (st.outputs[i]) add_slice_output(st.slices[i], st.outputs[i]->rows.data(), st.routed.data());
-  st.model->stage().combine(*st.batch, st.routed.data(), st.hidden.data());
+  st.model->combine(*st.batch, st.routed.data(), st.hidden.data());
   ++st.layer;
   run_layers(self);
 }
@@ -177,9 +177,8 @@ void run_layers(self_ptr self) {
   const ModelConfig& cfg = st.model->config();
   while (st.layer < cfg.num_layers) {
     try {
-      st.batch = std::make_shared<const TokenBatch>(
-          st.model->stage().attend_and_route(st.layer, st.plan.layout, st.hidden.data(),
-                                             st.model->cache(), st.current.request->budget));
+      st.batch = std::make_shared<const TokenBatch>(st.model->attend_and_route(
+          st.layer, st.plan.layout, st.hidden.data(), st.current.request->budget));
     } catch (const Error& e) {
       return finish_step(self, e.what());
     }
@@ -217,7 +216,7 @@ void start_next(self_ptr self) {
     }
     st.plan = plan_step(request.sequences, st.model->cache(), request.all_positions);
     st.hidden.assign(st.plan.layout.rows() * st.model->config().hidden_size, 0.0f);
-    st.model->stage().embed(st.plan.tokens.data(), st.plan.layout.rows(), st.hidden.data());
+    st.model->embed(st.plan.tokens.data(), st.plan.layout.rows(), st.hidden.data());
   } catch (const Error& e) {
     st.plan = {};  // nothing was appended to any cache
     return finish_step(self, e.what());

@@ -268,8 +268,9 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
   node->system = &system;
   node->graph = g;
   const NodeSpec& me = g.router_node();
-  auto router_model =
-      std::shared_ptr<RouterModel>(RouterModel::load(g.model.path, g.model.dtype, {}));
+  check_node_devices(g, me.name);  // before loading anything onto a GPU this node may lack
+  auto router_model = std::shared_ptr<RouterModel>(
+      RouterModel::load(g.model.path, g.model.dtype, {}, cuda_device_index(g.model.router_device)));
   const ModelConfig& cfg = router_model->config();
   node->pipeline.config = cfg;
   const Placement placement = make_placement(g, cfg);
@@ -295,6 +296,7 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
   // A failed node is tried again once the bridge could have noticed that it is back.
   router_options.failed_shard_retry = std::chrono::milliseconds(g.timeouts.peer_down_ms);
   router_options.metrics = std::make_shared<RouterMetrics>(node->registry, cfg, node->routing);
+  node->pipeline.router_model = router_model;
   node->pipeline.router = system.spawn(make_router, router_model, node->pipeline.shards,
                                        placement.owners, router_options);
   SchedulerOptions scheduler_options;

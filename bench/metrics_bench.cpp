@@ -52,7 +52,7 @@ int run_metrics_bench(const MetricsBenchOptions& opts) {
   const double element = router_model->compute_type() == ComputeType::bf16 ? 2.0 : 4.0;
   const double expert_bytes = 3.0 * model.hidden_size * model.expert_intermediate * element;
   const double distinct = std::min<double>(model.num_experts, opts.batch * model.top_k);
-  const double step_bytes = static_cast<double>(router_model->stage().bytes_per_step()) +
+  const double step_bytes = static_cast<double>(router_model->bytes_per_step()) +
                             model.moe_layer_count() * distinct * expert_bytes;
 
   caf::scoped_actor self{system};

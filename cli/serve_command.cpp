@@ -62,7 +62,8 @@ int serve_router_node(const GraphSpec& graph, const Args& args) {
   for (const ShardSpec& s : graph.shards)
     if (s.node == graph.router_node().name)
       local += (local.empty() ? "" : ", ") + s.name + " on " + s.device;
-  if (!local.empty()) log("shards in this process: " + local);
+  log("router stage on " + graph.model.router_device +
+      (local.empty() ? "" : "; shards in this process: " + local));
   const auto codec = api::make_tokenizer_codec(graph.model.path);
   api::HttpServerOptions options;
   options.host = graph.api.host;

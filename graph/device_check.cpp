@@ -1,5 +1,8 @@
 #include "graph/device_check.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
 #include "graph/diagnostic.h"
 
@@ -10,15 +13,27 @@ int cuda_device_index(const std::string& device) {
   return std::stoi(device.substr(5));
 }
 
-int check_shard_devices(const GraphSpec& g, const std::string& node, const CudaDeviceProbe& probe) {
-  int gpu_shards = 0;
+int check_devices(const GraphSpec& g, const std::string& node, const CudaDeviceProbe& probe) {
+  // What runs on this node and where: its shards, and the router stage on the router node.
+  struct Placed {
+    std::string what, device;
+    SourceLocation where;
+  };
+  std::vector<Placed> placed;
+  for (const ShardSpec* s : g.shards_on(node))
+    placed.push_back({"shard " + s->name, s->device, s->where});
+  const bool router = std::any_of(g.nodes.begin(), g.nodes.end(),
+                                  [&](const NodeSpec& n) { return n.router && n.name == node; });
+  if (router)
+    placed.push_back({"[model] router_device", g.model.router_device, g.model.router_device_where});
+  int on_gpus = 0;
   bool probed = false;
   int cuda_devices = 0;
   std::string why_none;
-  for (const ShardSpec* s : g.shards_on(node)) {
-    const int index = cuda_device_index(s->device);
+  for (const Placed& p : placed) {
+    const int index = cuda_device_index(p.device);
     if (index < 0) continue;
-    ++gpu_shards;
+    ++on_gpus;
     if (!probed) {
       cuda_devices = probe(why_none);
       probed = true;
@@ -33,11 +48,10 @@ int check_shard_devices(const GraphSpec& g, const std::string& node, const CudaD
           "has " + std::to_string(cuda_devices) + " CUDA device" +
           (cuda_devices == 1 ? " (cuda:0)" : "s (cuda:0-" + std::to_string(cuda_devices - 1) + ")");
     }
-    const std::string where = s->where.file.empty() ? "" : format_location(s->where) + ": ";
-    throw Error(where + "shard " + s->name + ": device " + s->device + ", but node " + node + " " +
-                has);
+    const std::string where = p.where.file.empty() ? "" : format_location(p.where) + ": ";
+    throw Error(where + p.what + ": device " + p.device + ", but node " + node + " " + has);
   }
-  return gpu_shards;
+  return on_gpus;
 }
 
 }  // namespace moeflow

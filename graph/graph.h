@@ -25,8 +25,12 @@ struct ModelSpec {
   std::filesystem::path path;  // resolved against the graph file's folder
   std::string path_text;       // as written; graph_hash uses this so peers agree wherever it lives
   std::string dtype = "auto";  // f32 | bf16 | auto
-  SourceLocation where;        // the [model] table
-  SourceLocation path_where;   // its `path` value
+  // Where the router node runs the router stage (attention, norms, gates, LM head) and keeps the
+  // KV cache: "cpu" or "cuda:N".
+  std::string router_device = "cpu";
+  SourceLocation where;  // the [model] table
+  SourceLocation router_device_where;
+  SourceLocation path_where;  // its `path` value
 };
 
 struct NodeSpec {

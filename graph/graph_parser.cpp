@@ -20,7 +20,7 @@ namespace {
 const std::vector<std::string> kTopLevelKeys = {"model",       "api",      "metrics",   "nodes",
                                                 "shards",      "timeouts", "scheduler", "scaling",
                                                 "speculative", "sampling"};
-const std::vector<std::string> kModelKeys = {"path", "dtype"};
+const std::vector<std::string> kModelKeys = {"path", "dtype", "router_device"};
 const std::vector<std::string> kEndpointKeys = {"host", "port"};
 const std::vector<std::string> kMetricsKeys = {"host",
                                                "port",
@@ -126,6 +126,14 @@ class Parser : public TomlReader {
       } else {
         m.dtype = *dtype;
       }
+    }
+    if (auto device = get_string(*t, "router_device", "[model]", &m.router_device_where)) {
+      if (!valid_device(*device))
+        error(m.router_device_where,
+              "router_device " + in_quotes(*device) + " in [model] is not \"cpu\" or \"cuda:N\"",
+              "e.g. router_device = \"cuda:0\" to run the router stage on the first GPU");
+      else
+        m.router_device = *device;
     }
   }
 

@@ -111,6 +111,9 @@ void compare_settings(const GraphSpec& b, const GraphSpec& a, GraphPlan& plan) {
   compare(restart, "timeouts.peer_down_ms", b.timeouts.peer_down_ms, a.timeouts.peer_down_ms);
   compare(restart, "timeouts.request_ms", b.timeouts.request_ms, a.timeouts.request_ms);
   for (const std::string& r : restart) plan.restart.push_back(r + ": restart every node");
+  if (b.model.router_device != a.model.router_device)
+    plan.restart.push_back("model.router_device: " + b.model.router_device + " -> " +
+                           a.model.router_device + ": restart the router node");
 }
 
 // Which experts of `layer` the shard holds (empty for a shard that does not exist).

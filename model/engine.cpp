@@ -12,8 +12,8 @@ std::unique_ptr<Engine> Engine::load(const std::filesystem::path& dir, const Eng
   Progress progress("loading " + dir.filename().string(), 2 * cfg.num_layers, opts.progress);
   int64_t done = 0;
   auto step = [&](int64_t, int64_t, const std::string& what) { progress.update(++done, what); };
-  engine->router_ = RouterModel::load(dir, opts.dtype, step);
-  engine->experts_ = ExpertShard::load(dir, opts.dtype, {}, step);
+  engine->router_ = RouterModel::load(dir, opts.dtype, step, opts.cuda_device);
+  engine->experts_ = ExpertShard::load(dir, opts.dtype, {}, step, opts.cuda_device);
   progress.finish();
   return engine;
 }
@@ -22,8 +22,8 @@ std::vector<float> Engine::forward(const std::vector<SequenceTokens>& batch, boo
                                    StepStats* stats, const ExpertBudget& budget) {
   const ModelConfig& cfg = config();
   if (!budget.is_full()) validate(budget, cfg);
-  RouterStage& router = router_->stage();
-  KvCache& cache = router_->cache();
+  RouterModel& router = *router_;
+  KvCacheState& cache = router_->cache();
   const StepPlan plan = plan_step(batch, cache, all_positions);
   const int64_t n = plan.layout.rows(), d = cfg.hidden_size;
   std::vector<float> hidden(n * d), routed;
@@ -33,7 +33,7 @@ std::vector<float> Engine::forward(const std::vector<SequenceTokens>& batch, boo
   local.weight_bytes = router.bytes_per_step();
   if (stats) local.expert_use.assign(cfg.num_layers * cfg.num_experts, 0);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
-    TokenBatch tb = router.attend_and_route(l, plan.layout, hidden.data(), cache, budget);
+    TokenBatch tb = router.attend_and_route(l, plan.layout, hidden.data(), budget);
     if (!cfg.layer_is_moe[l]) continue;
     routed.resize(n * d);
     local.expert_bytes += experts_->bytes_touched(tb);

@@ -19,6 +19,7 @@ namespace moeflow {
 struct EngineOptions {
   std::string dtype = "auto";  // f32 | bf16 | auto
   bool progress = false;       // report loading progress on stderr
+  int cuda_device = -1;        // >= 0: router stage and experts on that GPU (bf16 weights there)
 };
 
 // Counters of one forward pass, for benchmarks and metrics.

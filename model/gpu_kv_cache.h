@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "model/kv_cache_book.h"
+#include "model/kv_cache_state.h"
 
 #if MOEFLOW_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -17,12 +18,12 @@
 
 namespace moeflow {
 
-class GpuKvCache {
+class GpuKvCache : public KvCacheState {
  public:
   // Throws moeflow::Error naming the device when this process has no GPU `device` (or was built
   // without CUDA).
   GpuKvCache(int64_t num_layers, int64_t kv_dim, int device);
-  ~GpuKvCache();
+  ~GpuKvCache() override;
   GpuKvCache(const GpuKvCache&) = delete;
   GpuKvCache& operator=(const GpuKvCache&) = delete;
 
@@ -31,7 +32,7 @@ class GpuKvCache {
   int64_t kv_dim() const;
 
   // Tokens already cached for the sequence (0 for an unknown one).
-  int64_t length(uint64_t seq_id) const;
+  int64_t length(uint64_t seq_id) const override;
 #if MOEFLOW_HAVE_CUDA
   // Appends n rows of keys and values for one layer from DEVICE memory ([n, kv_dim] fp32 each,
   // contiguous), copied on `stream` (so after the work that made them). Returns the layer's new
@@ -46,16 +47,16 @@ class GpuKvCache {
   const float* keys(uint64_t seq_id, int64_t layer) const;
   const float* values(uint64_t seq_id, int64_t layer) const;
   // Marks the rows appended to every layer in this step as part of the sequence.
-  void commit(uint64_t seq_id, int64_t n);
+  void commit(uint64_t seq_id, int64_t n) override;
   // Drops cached tokens past `length` and any uncommitted rows (rolls back); keeps the sequence
   // and its device buffers.
-  void truncate(uint64_t seq_id, int64_t length);
+  void truncate(uint64_t seq_id, int64_t length) override;
   // Frees the sequence's device buffers.
-  void release(uint64_t seq_id);
-  bool contains(uint64_t seq_id) const;
-  size_t sequence_count() const;
+  void release(uint64_t seq_id) override;
+  bool contains(uint64_t seq_id) const override;
+  size_t sequence_count() const override;
   // Bytes of rows held, as KvCache::bytes counts them.
-  int64_t bytes() const;
+  int64_t bytes() const override;
   // Device memory allocated (capacity), at least bytes().
   int64_t allocated_bytes() const;
 

@@ -6,26 +6,28 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/kv_cache_state.h"
+
 namespace moeflow {
 
-class KvCache {
+class KvCache : public KvCacheState {
  public:
   KvCache(int64_t num_layers, int64_t kv_dim) : num_layers_(num_layers), kv_dim_(kv_dim) {}
 
   // Tokens already cached for the sequence (0 for an unknown one).
-  int64_t length(uint64_t seq_id) const;
+  int64_t length(uint64_t seq_id) const override;
   // Appends n rows of keys and values for one layer; returns the layer's new row count.
   int64_t append(uint64_t seq_id, int64_t layer, const float* k, const float* v, int64_t n);
   const float* keys(uint64_t seq_id, int64_t layer) const;
   const float* values(uint64_t seq_id, int64_t layer) const;
   // Marks the rows appended to every layer in this step as part of the sequence.
-  void commit(uint64_t seq_id, int64_t n);
+  void commit(uint64_t seq_id, int64_t n) override;
   // Drops cached tokens past `length` and any uncommitted rows (rolls back); keeps the sequence.
-  void truncate(uint64_t seq_id, int64_t length);
-  void release(uint64_t seq_id);
-  bool contains(uint64_t seq_id) const { return sequences_.count(seq_id) != 0; }
-  size_t sequence_count() const { return sequences_.size(); }
-  int64_t bytes() const;
+  void truncate(uint64_t seq_id, int64_t length) override;
+  void release(uint64_t seq_id) override;
+  bool contains(uint64_t seq_id) const override { return sequences_.count(seq_id) != 0; }
+  size_t sequence_count() const override { return sequences_.size(); }
+  int64_t bytes() const override;
 
  private:
   struct Sequence {

@@ -6,7 +6,7 @@
 
 namespace moeflow {
 
-StepPlan plan_step(const std::vector<SequenceTokens>& batch, const KvCache& cache,
+StepPlan plan_step(const std::vector<SequenceTokens>& batch, const KvCacheState& cache,
                    bool all_positions) {
   StepPlan plan;
   std::unordered_set<uint64_t> seen;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/kv_cache.h"
+#include "model/kv_cache_state.h"
 #include "model/router_stage.h"
 
 namespace moeflow {
@@ -23,7 +23,7 @@ struct StepPlan {
 };
 
 // Throws moeflow::Error for a sequence without tokens or one that appears twice.
-StepPlan plan_step(const std::vector<SequenceTokens>& batch, const KvCache& cache,
+StepPlan plan_step(const std::vector<SequenceTokens>& batch, const KvCacheState& cache,
                    bool all_positions);
 
 }  // namespace moeflow

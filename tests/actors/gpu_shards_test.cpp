@@ -115,5 +115,19 @@ TEST_F(GpuShards, AnEditMovesAShardOntoTheGpuLive) {
   EXPECT_EQ(greedy(*node), before);
 }
 
+// The router stage on the GPU too ([model] router_device): requests complete with the asked-for
+// tokens. Its numbers against the CPU stage, layer by layer, and its cache's bookkeeping are
+// tests/model/gpu_router_stage_test.cpp's.
+TEST_F(GpuShards, RouterStageOnTheGpuServes) {
+  GraphSpec g = two_shards("cpu", "cuda:0");
+  g.model.router_device = "cuda:0";
+  auto node = start_router_node(system_, g, 10s);
+  const auto tokens = greedy(*node);
+  ASSERT_EQ(tokens.size(), golden_.prompts.size());
+  for (const auto& t : tokens) EXPECT_EQ(t.size(), static_cast<size_t>(golden_.decode_steps + 1));
+  EXPECT_GT(pairs_of(*node, "b"), 0);
+  EXPECT_EQ(node->pipeline.router_model->device_name(), "cuda:0");
+}
+
 }  // namespace
 }  // namespace moeflow

@@ -416,7 +416,7 @@ TEST_F(SpeculativeServingDemo, CancelFreesBothCachesAndTurningOffLiveKeepsTokens
   EXPECT_LT(tokens7.size(), 200u);
   EXPECT_EQ(tokens8, want[0].result.tokens);
   stop_and_wait(system, p);
-  const KvCache& cache = p.router_model->cache();
+  const KvCacheState& cache = p.router_model->cache();
   EXPECT_FALSE(cache.contains(1));  // the cancelled request: the scheduler's first sequence id
   EXPECT_FALSE(cache.contains(SpeculativeDecoder::draft_id(1)));
   EXPECT_EQ(cache.sequence_count(), 0u);

@@ -29,7 +29,7 @@ CudaDeviceProbe devices(int count, const std::string& why = "", int* calls = nul
 
 std::string refusal(const GraphSpec& g, const std::string& node, const CudaDeviceProbe& probe) {
   try {
-    check_shard_devices(g, node, probe);
+    check_devices(g, node, probe);
   } catch (const Error& e) {
     return e.what();
   }
@@ -59,8 +59,8 @@ TEST(DeviceCheck, NodeWithTooFewGpusNamesWhatItHas) {
             std::string::npos)
       << one;
   EXPECT_EQ(refusal(g, "box", devices(2)), "");
-  EXPECT_EQ(check_shard_devices(g, "box", devices(2)), 2);
-  EXPECT_EQ(check_shard_devices(g, "box", devices(8)), 2);
+  EXPECT_EQ(check_devices(g, "box", devices(2)), 2);
+  EXPECT_EQ(check_devices(g, "box", devices(8)), 2);
 
   const GraphSpec three = parse_graph(
       std::string(kTwoGpuShards) +
@@ -75,10 +75,25 @@ TEST(DeviceCheck, NodeWithTooFewGpusNamesWhatItHas) {
 TEST(DeviceCheck, CpuShardsNeverStartTheProbe) {
   const GraphSpec g = parse_graph(kTwoGpuShards, "g.toml");
   int calls = 0;
-  EXPECT_EQ(check_shard_devices(g, "head", devices(0, "none", &calls)), 0);
+  EXPECT_EQ(check_devices(g, "head", devices(0, "none", &calls)), 0);
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(refusal(g, "box", devices(4, "", &calls)), "");
   EXPECT_EQ(calls, 1);  // once per check, not per shard
+}
+
+TEST(DeviceCheck, RouterStageOnAGpuIsCheckedOnTheRouterNodeOnly) {
+  std::string text = kTwoGpuShards;
+  text.replace(text.find("path = \"m\"\n"), 11, "path = \"m\"\nrouter_device = \"cuda:1\"\n");
+  const GraphSpec g = parse_graph(text, "g.toml");
+  EXPECT_EQ(g.model.router_device, "cuda:1");
+  const std::string e = refusal(g, "head", devices(1));
+  EXPECT_NE(e.find("g.toml:3:17: "), std::string::npos) << e;
+  EXPECT_NE(
+      e.find("[model] router_device: device cuda:1, but node head has 1 CUDA device (cuda:0)"),
+      std::string::npos)
+      << e;
+  EXPECT_EQ(check_devices(g, "head", devices(2)), 1);  // the router stage
+  EXPECT_EQ(check_devices(g, "box", devices(2)), 2);   // the two GPU shards, not the router
 }
 
 }  // namespace

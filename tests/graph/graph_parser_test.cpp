@@ -373,5 +373,15 @@ TEST(GraphScheduler, ReadsLimitsAndRefusesBadValues) {
   EXPECT_NE(graph_hash(g), graph_hash(parse_graph(base, "g.toml")));
 }
 
+TEST(GraphParser, RouterDeviceIsCpuOrCudaN) {
+  EXPECT_EQ(parse_graph("[model]\npath = \"m\"\n", "g.toml").model.router_device, "cpu");
+  EXPECT_EQ(parse_graph("[model]\npath = \"m\"\nrouter_device = \"cuda:2\"\n", "g.toml")
+                .model.router_device,
+            "cuda:2");
+  const auto ds = parse_errors("[model]\npath = \"m\"\nrouter_device = \"gpu0\"\n");
+  EXPECT_TRUE(
+      has_error(ds, 3, 17, "router_device \"gpu0\" in [model] is not \"cpu\" or \"cuda:N\""));
+}
+
 }  // namespace
 }  // namespace moeflow

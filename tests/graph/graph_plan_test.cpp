@@ -66,6 +66,16 @@ TEST(GraphPlan, MovingAShardToAGpuIsLive) {
   EXPECT_NE(text.find("applied live: yes"), std::string::npos) << text;
 }
 
+TEST(GraphPlan, MovingTheRouterStageToAGpuNeedsARouterRestart) {
+  const GraphSpec b = parse_graph(local_graph("0-3", "4-7"), "old.toml");
+  GraphSpec a = parse_graph(local_graph("0-3", "4-7"), "new.toml");
+  a.model.router_device = "cuda:0";
+  const GraphPlan p = plan_graph_change(b, a, load_model_config(a.model.path));
+  EXPECT_FALSE(p.live());
+  EXPECT_EQ(p.restart, std::vector<std::string>{
+                           "model.router_device: cpu -> cuda:0: restart the router node"});
+}
+
 TEST(GraphPlan, ExpertNodeShardsChangeLiveButEndpointsNeedARestart) {
   const std::string nodes =
       "[nodes.r]\nhost = \"127.0.0.1\"\ncontrol_port = 5550\ndata_port = 5551\nrouter = true\n\n"
