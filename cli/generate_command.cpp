@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "core/error.h"
+#include "graph/device_check.h"
 #include "graph/graph.h"
 #include "model/engine.h"
 #include "model/generator.h"
@@ -26,6 +27,8 @@ const std::vector<OptionSpec> kOptions = {
     {"top-k", "K", "keep the K most likely tokens; 0 keeps all", "0"},
     {"seed", "S", "random seed for sampling", "0"},
     {"dtype", "TYPE", "weights for compute: f32, bf16 (fp32 accumulation) or auto", "auto"},
+    {"device", "DEV", "with --model: cpu, or cuda:N to run the whole model on that GPU (bf16)",
+     "cpu"},
     {"ignore-eos", "", "keep generating past the end-of-sequence token", ""},
     {"quiet", "", "no loading progress or timing on stderr", ""},
 };
@@ -79,6 +82,10 @@ int run_generate(const std::vector<std::string>& argv) {
     EngineOptions opts;
     opts.dtype = args.get("dtype", "auto");
     opts.progress = !quiet;
+    const std::string device = args.get("device", "cpu");
+    if (!valid_device_name(device))
+      throw Error("--device " + device + ": expected cpu or cuda:N, e.g. cuda:0");
+    opts.cuda_device = cuda_device_index(device);
     auto engine = Engine::load(args.require("model"), opts);
     compute = compute_type_name(engine->compute_type());
     results = generate(*engine, {request});

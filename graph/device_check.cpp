@@ -1,12 +1,20 @@
 #include "graph/device_check.h"
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
 
 #include "core/error.h"
 #include "graph/diagnostic.h"
 
 namespace moeflow {
+
+bool valid_device_name(std::string_view d) {
+  if (d == "cpu") return true;
+  if (d.substr(0, 5) != "cuda:" || d.size() == 5 || d.size() > 9) return false;
+  return std::all_of(d.begin() + 5, d.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
 
 int cuda_device_index(const std::string& device) {
   if (device.rfind("cuda:", 0) != 0) return -1;

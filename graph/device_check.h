@@ -5,10 +5,14 @@
 // nothing of CUDA and is tested anywhere.
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "graph/graph.h"
 
 namespace moeflow {
+
+// Whether `device` is "cpu" or "cuda:N" (N up to four digits).
+bool valid_device_name(std::string_view device);
 
 // The GPU index of a "cuda:N" device; -1 for "cpu" (the syntax was validated at parse time).
 int cuda_device_index(const std::string& device);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "graph/device_check.h"
 #include "graph/did_you_mean.h"
 #include "graph/expert_ranges.h"
 #include "graph/graph_checks.h"
@@ -42,13 +43,6 @@ bool valid_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
   });
-}
-
-bool valid_device(std::string_view d) {
-  if (d == "cpu") return true;
-  if (d.substr(0, 5) != "cuda:" || d.size() == 5 || d.size() > 9) return false;
-  return std::all_of(d.begin() + 5, d.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 // Reads one parsed document into the outcome, reporting every problem it finds.
@@ -128,7 +122,7 @@ class Parser : public TomlReader {
       }
     }
     if (auto device = get_string(*t, "router_device", "[model]", &m.router_device_where)) {
-      if (!valid_device(*device))
+      if (!valid_device_name(*device))
         error(m.router_device_where,
               "router_device " + in_quotes(*device) + " in [model] is not \"cpu\" or \"cuda:N\"",
               "e.g. router_device = \"cuda:0\" to run the router stage on the first GPU");
@@ -389,7 +383,7 @@ class Parser : public TomlReader {
       if (!ok) out_.shards_complete = false;
       SourceLocation device_where;
       if (auto device = get_string(*t, "device", context, &device_where)) {
-        if (!valid_device(*device))
+        if (!valid_device_name(*device))
           error(device_where,
                 "device " + in_quotes(*device) + " in " + context + " is not \"cpu\" or \"cuda:N\"",
                 "e.g. device = \"cuda:0\" for the first GPU");

@@ -45,6 +45,17 @@ TEST(Cli, GenerateGreedyPrintsTheReferenceTokens) {
   EXPECT_EQ(r.output, join(g.greedy[1]) + "\n");
 }
 
+TEST(Cli, GenerateOnADeviceThisMachineLacksSaysSo) {
+  const std::string model = test_support::golden_dir("mixtral").string();
+  const Result bad = run("generate --quiet --model " + model + " --prompt-ids 1 --device gpu");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--device gpu: expected cpu or cuda:N")) << bad.output;
+  const Result missing =
+      run("generate --quiet --model " + model + " --prompt-ids 1 --device cuda:99");
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "no CUDA device cuda:99")) << missing.output;
+}
+
 TEST(Cli, SampledGenerationIsReproducibleWithASeed) {
   const std::string args = "generate --quiet --model " +
                            test_support::golden_dir("mixtral").string() +
