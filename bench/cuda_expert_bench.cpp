@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 
+#include "bench/gpu_timing.h"
 #include "core/error.h"
 #include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/cublas_gemm.h"
@@ -26,59 +27,9 @@ namespace moeflow::bench {
 #if MOEFLOW_HAVE_CUDA
 namespace {
 
-constexpr int kWarmups = 3;
-
 void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw Error(std::string("bench cuda-experts: ") + what + ": " + cudaGetErrorString(e));
+  check_cuda(e, std::string("cuda-experts: ") + what);
 }
-
-// A device allocation freed on scope exit.
-struct DeviceMemory {
-  void* p = nullptr;
-  explicit DeviceMemory(size_t bytes) {
-    ok(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc");
-  }
-  ~DeviceMemory() { cudaFree(p); }
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p);
-  }
-};
-
-// Median milliseconds of `timed` calls of `work(i)` on `stream`, each between two CUDA events,
-// after kWarmups untimed ones.
-class EventTimer {
- public:
-  explicit EventTimer(cudaStream_t stream) : stream_(stream) {
-    ok(cudaEventCreate(&start_), "cudaEventCreate");
-    ok(cudaEventCreate(&stop_), "cudaEventCreate");
-  }
-  ~EventTimer() {
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
-  double median_ms(int64_t timed, const std::function<void(int64_t)>& work) {
-    std::vector<float> ms;
-    for (int64_t i = 0; i < kWarmups + timed; ++i) {
-      ok(cudaEventRecord(start_, stream_), "cudaEventRecord");
-      work(i);
-      ok(cudaEventRecord(stop_, stream_), "cudaEventRecord");
-      ok(cudaEventSynchronize(stop_), "timed work");
-      float t = 0.0f;
-      ok(cudaEventElapsedTime(&t, start_, stop_), "cudaEventElapsedTime");
-      if (i >= kWarmups) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-  }
-
- private:
-  cudaStream_t stream_;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
-};
 
 struct Ceilings {
   double tflops = 0.0;  // bf16 dense GEMM, fp32 accumulation
@@ -101,18 +52,6 @@ double measure_gemm_tflops(const kernels::cuda::CublasHandle& blas, cudaStream_t
                                         kN, kN, kN, stream, "peak 8192^3");
   });
   return 2.0 * kN * kN * kN / (ms * 1e-3) / 1e12;
-}
-
-// One 1 GiB device-to-device copy: 2 GiB moved (read + written) per call.
-double measure_copy_gbps(cudaStream_t stream) {
-  constexpr size_t kBytes = size_t{1} << 30;
-  DeviceMemory src(kBytes), dst(kBytes);
-  ok(cudaMemsetAsync(src.p, 1, kBytes, stream), "cudaMemsetAsync");
-  EventTimer timer(stream);
-  const double ms = timer.median_ms(10, [&](int64_t) {
-    ok(cudaMemcpyAsync(dst.p, src.p, kBytes, cudaMemcpyDeviceToDevice, stream), "copy");
-  });
-  return 2.0 * kBytes / (ms * 1e-3) / 1e9;
 }
 
 // k distinct experts per row, uniformly; weights in (0.05, 1).

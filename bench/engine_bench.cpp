@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpu_limits.h"
 #include "bench/machine_limits.h"
 #include "core/format.h"
 #include "model/engine.h"
@@ -39,7 +40,16 @@ std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n, int64_t voca
 }  // namespace
 
 int run_decode_bench(const DecodeBenchOptions& opts) {
-  auto engine = Engine::load(opts.model, {opts.dtype, true});
+  auto engine = Engine::load(opts.model, {opts.dtype, true, opts.cuda_device});
+  const bool gpu = opts.cuda_device >= 0;
+  // The limit: DRAM read bandwidth on the CPU, the device's copy bandwidth on a GPU.
+  auto bandwidth = [&] {
+    return gpu ? measure_gpu_copy_bandwidth(opts.cuda_device)
+               : measure_read_bandwidth(int64_t{512} << 20);
+  };
+  const std::string limit_name =
+      gpu ? "measured cuda:" + std::to_string(opts.cuda_device) + " copy (read + write)"
+          : "measured DRAM read";
   const ModelConfig& c = engine->config();
   std::mt19937_64 rng(opts.seed);
   std::vector<SequenceTokens> step;
@@ -64,9 +74,9 @@ int run_decode_bench(const DecodeBenchOptions& opts) {
   };
   std::vector<Round> rounds;
   for (int64_t round = 0; round < opts.rounds; ++round) {
-    std::fprintf(stderr, "round %lld: measuring read bandwidth, then %lld steps...\n",
+    std::fprintf(stderr, "round %lld: measuring bandwidth, then %lld steps...\n",
                  static_cast<long long>(round + 1), static_cast<long long>(opts.tokens));
-    Round r{measure_read_bandwidth(int64_t{512} << 20), 0, 0, 0, 0};
+    Round r{bandwidth(), 0, 0, 0, 0};
     const double t0 = now_seconds();
     for (int64_t t = 0; t < opts.tokens; ++t) {
       next_step();
@@ -87,11 +97,10 @@ int run_decode_bench(const DecodeBenchOptions& opts) {
   for (size_t i = 0; i < rounds.size(); ++i) {
     const Round& r = rounds[i];
     const double steps = static_cast<double>(opts.tokens);
-    std::printf(
-        "| round %zu: tokens/s | %.1f | %.1f (%s per step at %.2f GB/s measured DRAM read) | "
-        "%.0f%% |\n",
-        i + 1, opts.batch * steps / r.secs, opts.batch * steps * r.bandwidth / r.bytes,
-        format_bytes(r.bytes / steps).c_str(), r.bandwidth / 1e9, 100.0 * r.ratio());
+    std::printf("| round %zu: tokens/s | %.1f | %.1f (%s per step at %.2f GB/s %s) | %.0f%% |\n",
+                i + 1, opts.batch * steps / r.secs, opts.batch * steps * r.bandwidth / r.bytes,
+                format_bytes(r.bytes / steps).c_str(), r.bandwidth / 1e9, limit_name.c_str(),
+                100.0 * r.ratio());
   }
   std::vector<double> ratios;
   for (const Round& r : rounds) ratios.push_back(r.ratio());

@@ -9,6 +9,7 @@ namespace moeflow::bench {
 struct DecodeBenchOptions {
   std::string model;
   std::string dtype = "auto";
+  int cuda_device = -1;  // >= 0: the whole model on that GPU, against its measured bandwidth
   int64_t batch = 1;
   int64_t tokens = 32;  // decode steps measured per round
   int64_t rounds = 3;   // rounds of (bandwidth measurement, timed steps)

@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "core/error.h"
+#include "graph/device_check.h"
 
 namespace moeflow::cli {
 namespace {
@@ -27,6 +28,8 @@ const std::vector<OptionSpec> kDecodeOptions = {
     {"rounds", "R", "rounds, each pairing a bandwidth measurement with N timed steps", "3"},
     {"prompt", "P", "prompt tokens per sequence before decoding", "16"},
     {"dtype", "TYPE", "f32, bf16 or auto", "auto"},
+    {"device", "DEV", "cpu, or cuda:N: the whole model on that GPU, against its copy bandwidth",
+     "cpu"},
 };
 const std::vector<OptionSpec> kNodesOptions = {
     {"model", "DIR", "checkpoint folder", ""},
@@ -100,7 +103,7 @@ constexpr const char* kUsage =
     "<decode|prefill|machine|transport|nodes|metrics|reload|scaling|speculative|cuda-experts|"
     "nccl> "
     "[options]\n\n"
-    "  decode     tokens/s of batched decoding vs the DRAM bandwidth limit\n"
+    "  decode     tokens/s of batched decoding vs the memory bandwidth limit (CPU or GPU)\n"
     "  prefill    prompt processing vs the fp32 FMA peak\n"
     "  machine    this machine's measured read bandwidth and FMA peak\n"
     "  transport  TokenBatch round trips between two processes vs raw TCP\n"
@@ -134,6 +137,10 @@ int run_bench(const std::vector<std::string>& argv) {
     o.rounds = args.get_int("rounds", 3);
     o.prompt = args.get_int("prompt", 16);
     o.dtype = args.get("dtype", "auto");
+    const std::string device = args.get("device", "cpu");
+    if (!valid_device_name(device))
+      throw Error("--device " + device + ": expected cpu or cuda:N, e.g. cuda:0");
+    o.cuda_device = cuda_device_index(device);
     if (o.batch < 1 || o.tokens < 1 || o.prompt < 1 || o.rounds < 1)
       throw Error("batch, tokens and prompt must be >= 1");
     return bench::run_decode_bench(o);

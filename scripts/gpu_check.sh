@@ -74,4 +74,14 @@ for bench in cuda-experts nccl; do
     tail -14 "$LOGS/bench_$bench.txt"
   fi
 done
+# Decode of the larger random checkpoint with the whole model on the GPU, against the device's
+# copy bandwidth (issue 8's decode bar). The checkpoint is made here (numpy only), not carried.
+ckpt="$(mktemp -d)/mixtral-bench"
+if python3 "$ROOT/bench/make_bench_checkpoint.py" --out "$ckpt" > "$LOGS/make_checkpoint.log" 2>&1; then
+  limit=300 run moeflow bench decode --model "$ckpt" --device cuda:0 > "$LOGS/bench_decode_gpu.txt" \
+    2>&1 || status=1
+  tail -8 "$LOGS/bench_decode_gpu.txt"
+else
+  echo "gpu_check: could not make the bench checkpoint (see make_checkpoint.log)"
+fi
 exit $status
