@@ -1,38 +1,32 @@
 #include "model/kv_cache.h"
 
-#include <algorithm>
+#include <string>
 
 #include "core/error.h"
 
 namespace moeflow {
 
-KvCache::Sequence& KvCache::sequence(uint64_t seq_id) {
-  auto [it, added] = sequences_.try_emplace(seq_id);
+KvCache::Rows& KvCache::rows(uint64_t seq_id) {
+  auto [it, added] = rows_.try_emplace(seq_id);
   if (added) {
-    it->second.k.resize(num_layers_);
-    it->second.v.resize(num_layers_);
+    it->second.k.resize(book_.num_layers());
+    it->second.v.resize(book_.num_layers());
   }
   return it->second;
 }
 
-const KvCache::Sequence& KvCache::existing(uint64_t seq_id) const {
-  auto it = sequences_.find(seq_id);
-  if (it == sequences_.end()) throw Error("kv cache: unknown sequence " + std::to_string(seq_id));
+const KvCache::Rows& KvCache::existing(uint64_t seq_id) const {
+  auto it = rows_.find(seq_id);
+  if (it == rows_.end()) throw Error("kv cache: unknown sequence " + std::to_string(seq_id));
   return it->second;
 }
 
-int64_t KvCache::length(uint64_t seq_id) const {
-  auto it = sequences_.find(seq_id);
-  return it == sequences_.end() ? 0 : it->second.length;
-}
-
 int64_t KvCache::append(uint64_t seq_id, int64_t layer, const float* k, const float* v, int64_t n) {
-  Sequence& s = sequence(seq_id);
-  auto& ks = s.k[layer];
-  auto& vs = s.v[layer];
-  ks.insert(ks.end(), k, k + n * kv_dim_);
-  vs.insert(vs.end(), v, v + n * kv_dim_);
-  return static_cast<int64_t>(ks.size()) / kv_dim_;
+  const int64_t held = book_.append(seq_id, layer, n);  // checks layer and n
+  Rows& r = rows(seq_id);
+  r.k[layer].insert(r.k[layer].end(), k, k + n * kv_dim_);
+  r.v[layer].insert(r.v[layer].end(), v, v + n * kv_dim_);
+  return held;
 }
 
 const float* KvCache::keys(uint64_t seq_id, int64_t layer) const {
@@ -43,28 +37,27 @@ const float* KvCache::values(uint64_t seq_id, int64_t layer) const {
 }
 
 void KvCache::commit(uint64_t seq_id, int64_t n) {
-  sequence(seq_id).length += n;
+  book_.commit(seq_id, n);
+  rows(seq_id);
 }
 
 void KvCache::truncate(uint64_t seq_id, int64_t length) {
-  Sequence& s = sequence(seq_id);
-  // Also drops rows appended by a step that never committed (a failed step).
-  s.length = std::min(s.length, length);
-  length = s.length;
-  for (auto& k : s.k) k.resize(std::min<size_t>(k.size(), length * kv_dim_));
-  for (auto& v : s.v) v.resize(std::min<size_t>(v.size(), length * kv_dim_));
+  book_.truncate(seq_id, length);  // also drops a failed step's uncommitted rows
+  Rows& r = rows(seq_id);
+  for (int64_t l = 0; l < book_.num_layers(); ++l) {
+    const size_t keep = static_cast<size_t>(book_.rows(seq_id, l) * kv_dim_);
+    r.k[l].resize(keep);
+    r.v[l].resize(keep);
+  }
 }
 
 void KvCache::release(uint64_t seq_id) {
-  sequences_.erase(seq_id);
+  book_.release(seq_id);
+  rows_.erase(seq_id);
 }
 
 int64_t KvCache::bytes() const {
-  int64_t total = 0;
-  for (const auto& [id, s] : sequences_)
-    for (int64_t l = 0; l < num_layers_; ++l)
-      total += (s.k[l].size() + s.v[l].size()) * sizeof(float);
-  return total;
+  return book_.rows_total() * 2 * kv_dim_ * static_cast<int64_t>(sizeof(float));
 }
 
 }  // namespace moeflow

@@ -43,7 +43,7 @@ void KvCacheBook::commit(uint64_t seq_id, int64_t n) {
 }
 
 void KvCacheBook::truncate(uint64_t seq_id, int64_t length) {
-  // KvCache takes a negative length without complaint and then holds nonsense; refuse it here.
+  // A negative length would leave nonsense lengths behind: refuse it.
   if (length < 0)
     throw Error("kv cache: truncate of sequence " + std::to_string(seq_id) + " to length " +
                 std::to_string(length));

@@ -1,8 +1,8 @@
 #pragma once
 // The bookkeeping of a KV cache without its storage: per sequence the committed length and, per
-// layer, the rows held (committed plus this step's uncommitted appends). The rules are
-// model/kv_cache.h's exactly (KvCache keeps them implicitly in its vectors' sizes);
-// model/gpu_kv_cache.h keeps its device buffers by this book. Host-only, built everywhere.
+// layer, the rows held (committed plus this step's uncommitted appends). KvCache
+// (model/kv_cache.h) keeps its host rows and GpuKvCache (model/gpu_kv_cache.h) its device buffers
+// by this book, so the two caches follow one set of rules. Host-only, built everywhere.
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
@@ -15,18 +15,17 @@ class KvCacheBook {
   explicit KvCacheBook(int64_t num_layers);
 
   int64_t num_layers() const { return num_layers_; }
-  // Tokens committed for the sequence (0 for an unknown one), as KvCache::length.
+  // Tokens committed for the sequence (0 for an unknown one).
   int64_t length(uint64_t seq_id) const;
   // Rows held for one layer (0 for an unknown sequence).
   int64_t rows(uint64_t seq_id, int64_t layer) const;
   // Adds the sequence when new; n rows more for `layer`; returns the layer's new row count.
   // Throws moeflow::Error for a layer outside [0, num_layers) or a negative n.
   int64_t append(uint64_t seq_id, int64_t layer, int64_t n);
-  // As KvCache::commit: length += n (adds the sequence when new).
+  // length += n (adds the sequence when new).
   void commit(uint64_t seq_id, int64_t n);
-  // As KvCache::truncate: length = min(length, `length`), every layer's rows cut to it (which
-  // drops a failed step's uncommitted rows); adds the sequence when new. Throws moeflow::Error
-  // for a negative length (which KvCache accepts and then misbehaves on).
+  // length = min(length, `length`), every layer's rows cut to it (which drops a failed step's
+  // uncommitted rows); adds the sequence when new. Throws moeflow::Error for a negative length.
   void truncate(uint64_t seq_id, int64_t length);
   void release(uint64_t seq_id);
   bool contains(uint64_t seq_id) const { return sequences_.count(seq_id) != 0; }
