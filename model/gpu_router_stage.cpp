@@ -50,14 +50,18 @@ struct GpuRouterStage::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  void ok(cudaError_t e, const std::string& what) const { cuda_ok(e, who + ": " + what); }
+  void ok(cudaError_t e, const char* what) const {
+    if (e != cudaSuccess) cuda_ok(e, who + ": " + what);
+  }
   // A scratch buffer of at least `count` T. Growing frees the old memory, which queued work may
   // still use: wait for the stream first (growth is rare; sizes only go up).
   template <class T>
   T* grow(DeviceBuffer& b, int64_t count, const char* what) {
-    if (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T) > b.bytes())
+    const size_t need = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
+    if (need > b.bytes()) {
       wait("wait before growing a buffer");
-    b.reserve(std::max<int64_t>(count, 1) * sizeof(T), who + " " + what);
+      b.reserve(need, who + " " + what);
+    }
     return b.as<T>();
   }
   void upload(void* dst, const void* src, size_t bytes, const char* what) {
@@ -206,15 +210,16 @@ int64_t GpuRouterStage::weight_bytes() const {
 namespace {
 
 // Runs `body`, turning a kernel's std::invalid_argument / std::runtime_error into moeflow::Error
-// with the stage, the call and its size.
-template <class F>
-auto with_context(const std::string& context, F&& body) {
+// with the stage, the call and its size. `context` is called only on failure, so the hot path
+// builds no strings.
+template <class C, class F>
+auto with_context(C&& context, F&& body) {
   try {
     return body();
   } catch (const Error& e) {
-    throw Error(context + ": " + e.what());
+    throw Error(context() + ": " + e.what());
   } catch (const std::exception& e) {
-    throw Error(context + ": " + e.what());
+    throw Error(context() + ": " + e.what());
   }
 }
 
@@ -228,15 +233,16 @@ void GpuRouterStage::embed(const int32_t* tokens, int64_t n, float* hidden) {
       throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (size " +
                   std::to_string(m.cfg.vocab_size) + ")");
   if (n <= 0) return;
-  with_context(m.who + ": embed " + std::to_string(n) + " tokens", [&] {
-    m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-    int32_t* t = m.grow<int32_t>(m.tokens, n, "tokens");
-    float* h = m.grow<float>(m.hidden, n * d, "hidden");
-    m.upload(t, tokens, n * sizeof(int32_t), "copy tokens in");
-    kc::embed_rows_bf16(m.w->embed.data, m.w->embed.rows, d, t, n, h, m.stream);
-    m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-    m.wait("embed");
-  });
+  with_context([&] { return m.who + ": embed " + std::to_string(n) + " tokens"; },
+               [&] {
+                 m.ok(cudaSetDevice(m.device), "cudaSetDevice");
+                 int32_t* t = m.grow<int32_t>(m.tokens, n, "tokens");
+                 float* h = m.grow<float>(m.hidden, n * d, "hidden");
+                 m.upload(t, tokens, n * sizeof(int32_t), "copy tokens in");
+                 kc::embed_rows_bf16(m.w->embed.data, m.w->embed.rows, d, t, n, h, m.stream);
+                 m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
+                 m.wait("embed");
+               });
 }
 
 TokenBatch GpuRouterStage::attend_and_route(int64_t layer, const StepLayout& layout, float* hidden,
@@ -260,8 +266,9 @@ TokenBatch GpuRouterStage::attend_and_route(int64_t layer, const StepLayout& lay
   batch.hidden_size = d;
   if (n == 0) return batch;
   const DeviceLayer& lw = m.w->layers[layer];
-  const std::string context =
-      m.who + ": layer " + std::to_string(layer) + ", " + std::to_string(n) + " rows";
+  const auto context = [&] {
+    return m.who + ": layer " + std::to_string(layer) + ", " + std::to_string(n) + " rows";
+  };
   return with_context(context, [&] {
     m.ok(cudaSetDevice(m.device), "cudaSetDevice");
     float* h = m.grow<float>(m.hidden, n * d, "hidden");
@@ -328,7 +335,10 @@ void GpuRouterStage::combine(const TokenBatch& batch, const float* routed, float
                 std::to_string(batch.rows.size()) + " row values for " + std::to_string(n) +
                 " rows of " + std::to_string(d));
   with_context(
-      m.who + ": combine layer " + std::to_string(batch.layer) + ", " + std::to_string(n) + " rows",
+      [&] {
+        return m.who + ": combine layer " + std::to_string(batch.layer) + ", " + std::to_string(n) +
+               " rows";
+      },
       [&] {
         m.ok(cudaSetDevice(m.device), "cudaSetDevice");
         float* h = m.grow<float>(m.hidden, n * d, "hidden");
@@ -358,19 +368,20 @@ void GpuRouterStage::logits(const float* hidden, const std::vector<int64_t>& row
     if (rows[i] < 0) throw Error(m.who + ": logits of row " + std::to_string(rows[i]));
     std::copy(hidden + rows[i] * d, hidden + (rows[i] + 1) * d, picked.data() + i * d);
   }
-  with_context(m.who + ": logits of " + std::to_string(n) + " rows", [&] {
-    m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-    float* h = m.grow<float>(m.hidden, n * d, "hidden");
-    float* normed = m.grow<float>(m.normed, n * d, "normed");
-    uint16_t* ab = m.grow<uint16_t>(m.a_bf16, n * d, "bf16 rows");
-    float* lg = m.grow<float>(m.logits, n * vocab, "logits");
-    m.upload(h, picked.data(), n * d * sizeof(float), "copy rows in");
-    kc::rms_norm(h, m.w->final_norm, n, d, m.cfg.rms_norm_eps, normed, m.stream);
-    kc::f32_to_bf16(normed, n * d, ab, m.stream);
-    m.gemm(ab, m.w->lm_head, n, lg, "lm_head");
-    m.download(out, lg, n * vocab * sizeof(float), "copy logits out");
-    m.wait("logits");
-  });
+  with_context([&] { return m.who + ": logits of " + std::to_string(n) + " rows"; },
+               [&] {
+                 m.ok(cudaSetDevice(m.device), "cudaSetDevice");
+                 float* h = m.grow<float>(m.hidden, n * d, "hidden");
+                 float* normed = m.grow<float>(m.normed, n * d, "normed");
+                 uint16_t* ab = m.grow<uint16_t>(m.a_bf16, n * d, "bf16 rows");
+                 float* lg = m.grow<float>(m.logits, n * vocab, "logits");
+                 m.upload(h, picked.data(), n * d * sizeof(float), "copy rows in");
+                 kc::rms_norm(h, m.w->final_norm, n, d, m.cfg.rms_norm_eps, normed, m.stream);
+                 kc::f32_to_bf16(normed, n * d, ab, m.stream);
+                 m.gemm(ab, m.w->lm_head, n, lg, "lm_head");
+                 m.download(out, lg, n * vocab * sizeof(float), "copy logits out");
+                 m.wait("logits");
+               });
 }
 
 #else  // built without CUDA: the constructor always refuses.

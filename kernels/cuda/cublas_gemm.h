@@ -13,10 +13,11 @@ namespace moeflow::kernels::cuda {
 
 enum class GemmOut { bf16, f32 };
 
-// Asynchronous on `stream` (device pointers; a and w bf16 bit patterns). `what` names the call
-// in errors ("gate_up slot 3"); the message adds the shape and cuBLAS's status.
+// Asynchronous on `stream` (device pointers; a and w bf16 bit patterns). `what` and, when >= 0,
+// `index` name the call in errors ("gate_up slot 3"); the message adds the shape and cuBLAS's
+// status. Builds no strings unless it fails (it runs per expert, per layer, per step).
 void gemm_rows_by_weights(const CublasHandle& blas, const uint16_t* a, const uint16_t* w, void* out,
                           GemmOut out_type, int64_t rows, int64_t n_out, int64_t k,
-                          cudaStream_t stream, const std::string& what);
+                          cudaStream_t stream, const char* what, int64_t index = -1);
 
 }  // namespace moeflow::kernels::cuda

@@ -5,12 +5,11 @@
 
 namespace moeflow::kernels::cuda {
 
-ColumnMajorGemm rows_by_weights_gemm(int64_t rows, int64_t n_out, int64_t k,
-                                     const std::string& what) {
+ColumnMajorGemm rows_by_weights_gemm(int64_t rows, int64_t n_out, int64_t k, const char* what) {
   auto fits = [](int64_t v) { return v >= 1 && v <= INT_MAX; };
   if (!fits(rows) || !fits(n_out) || !fits(k))
-    throw std::invalid_argument(what + ": GEMM shape rows " + std::to_string(rows) + ", n_out " +
-                                std::to_string(n_out) + ", k " + std::to_string(k) +
+    throw std::invalid_argument(std::string(what) + ": GEMM shape rows " + std::to_string(rows) +
+                                ", n_out " + std::to_string(n_out) + ", k " + std::to_string(k) +
                                 " outside [1, INT_MAX]");
   ColumnMajorGemm g;
   g.transpose_a = true;

@@ -21,7 +21,6 @@ struct ColumnMajorGemm {
 // The cuBLAS arguments for out[rows, n_out] = a[rows, k] · w[n_out, k]ᵀ (all row-major and
 // contiguous). Throws std::invalid_argument naming `what` and the shape when a dimension is
 // below 1 or beyond int.
-ColumnMajorGemm rows_by_weights_gemm(int64_t rows, int64_t n_out, int64_t k,
-                                     const std::string& what);
+ColumnMajorGemm rows_by_weights_gemm(int64_t rows, int64_t n_out, int64_t k, const char* what);
 
 }  // namespace moeflow::kernels::cuda

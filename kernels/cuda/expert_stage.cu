@@ -291,8 +291,7 @@ void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const floa
     for (const ExpertGemmSlice& s : plan.slices)
       gemm_rows_by_weights(blas, reinterpret_cast<const uint16_t*>(gathered + s.first_position * H),
                            w.gate_up + s.slot * 2 * I * H, gate_up + s.first_position * 2 * I,
-                           GemmOut::bf16, s.rows, 2 * I, H, stream,
-                           "gate_up slot " + std::to_string(s.slot));
+                           GemmOut::bf16, s.rows, 2 * I, H, stream, "gate_up slot", s.slot);
 
     if (I % 8 == 0)
       swiglu_kernel<true><<<blocks, kRowThreads, 0, stream>>>(gate_up, I, act);
@@ -303,7 +302,7 @@ void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const floa
     for (const ExpertGemmSlice& s : plan.slices)
       gemm_rows_by_weights(blas, reinterpret_cast<const uint16_t*>(act + s.first_position * I),
                            w.down + s.slot * H * I, expert_out + s.first_position * H, GemmOut::f32,
-                           s.rows, H, I, stream, "down slot " + std::to_string(s.slot));
+                           s.rows, H, I, stream, "down slot", s.slot);
   }
   const auto rows = static_cast<unsigned>(n);  // n * top_k <= INT_MAX (plan checked)
   if (H % 4 == 0 && aligned16(out))
