@@ -1,7 +1,6 @@
 #include "model/expert_shard.h"
 
 #include <chrono>
-#include <map>
 
 #include "model/gpu_expert_stage.h"
 
@@ -42,12 +41,12 @@ int64_t ExpertShard::run(const TokenBatch& batch, float* out) {
   const int64_t pairs = gpu_->run(batch, out);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::map<int64_t, int64_t> per_expert;  // ordered: last_work is in expert order
+  gpu_pairs_.assign(cfg_.num_experts, 0);  // reused: no allocation per batch
   for (int32_t e : batch.experts)
-    if (holds(batch.layer, e)) ++per_expert[e];
+    if (holds(batch.layer, e)) ++gpu_pairs_[e];
   gpu_work_.clear();
-  for (const auto& [expert, count] : per_expert)
-    gpu_work_.push_back({expert, count, pairs > 0 ? seconds * count / pairs : 0.0});
+  for (int64_t e = 0; e < cfg_.num_experts; ++e)  // in expert order, as ExpertStage reports
+    if (gpu_pairs_[e] > 0) gpu_work_.push_back({e, gpu_pairs_[e], seconds * gpu_pairs_[e] / pairs});
   return pairs;
 }
 

@@ -63,6 +63,7 @@ class ExpertShard {
   int cuda_device_ = -1;
   int64_t expert_count_ = 0;
   std::vector<ExpertWork> gpu_work_;
+  std::vector<int64_t> gpu_pairs_;  // per expert, the last GPU batch's pairs
 };
 
 }  // namespace moeflow
