@@ -1,7 +1,7 @@
 // KvCacheBook (the bookkeeping KvCache and GpuKvCache keep their rows by) against a reference
 // cache that keeps the rules implicitly in its vectors' sizes (KvCache as it was before it used
-// the book): the same calls give the same lengths and per-layer row counts; and KvCache itself
-// against the reference, rows read back included. Runs everywhere.
+// the book): the same calls give the same lengths and per-layer row counts, and KvCache the same
+// rows read back. Runs everywhere.
 #include "model/kv_cache_book.h"
 
 #include <gtest/gtest.h>
@@ -117,53 +117,15 @@ TEST(KvCacheBook, FollowsTheReferenceThroughAppendCommitTruncateRelease) {
   EXPECT_EQ(cache.bytes(), book.rows_total() * 2 * kKvDim * int64_t{sizeof(float)});
 }
 
+// KvCacheBook and KvCache (rows kept by the book) against the reference on the same random calls
+// with distinct values: lengths, row counts, sequences, bytes and every row read back.
 TEST(KvCacheBook, RandomCallsMatchTheReference) {
-  std::mt19937 rng(std::random_device{}());
-  ReferenceKvCache cache;
-  KvCacheBook book(kLayers);
-  const std::vector<float> rows(16 * kKvDim, 0.5f);
-  for (int step = 0; step < 500; ++step) {
-    const uint64_t seq = rng() % 4;
-    switch (rng() % 5) {
-      case 0:
-      case 1: {
-        const int64_t n = rng() % 5;
-        for (int64_t l = 0; l < kLayers; ++l)
-          ASSERT_EQ(cache.append(seq, l, rows.data(), rows.data(), n), book.append(seq, l, n))
-              << "step " << step;
-        if (rng() % 4 != 0) {  // most steps commit; the rest are failed steps
-          cache.commit(seq, n);
-          book.commit(seq, n);
-        }
-        break;
-      }
-      case 2: {
-        const int64_t len = rng() % 12;
-        cache.truncate(seq, len);
-        book.truncate(seq, len);
-        break;
-      }
-      case 3:
-        cache.release(seq);
-        book.release(seq);
-        break;
-      default:
-        break;
-    }
-    for (uint64_t s = 0; s < 4; ++s) expect_same(cache, book, s);
-    ASSERT_EQ(cache.sequence_count(), book.sequence_count()) << "step " << step;
-    ASSERT_EQ(cache.bytes(), book.rows_total() * 2 * kKvDim * int64_t{sizeof(float)})
-        << "step " << step;
-  }
-}
-
-// KvCache (rows kept by the book) against the reference on random calls with distinct values:
-// lengths, counts, bytes and every row read back.
-TEST(KvCache, RandomCallsKeepTheReferenceRows) {
   std::mt19937 rng(std::random_device{}());
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   ReferenceKvCache reference;
+  KvCacheBook book(kLayers);
   KvCache cache(kLayers, kKvDim);
+  const int64_t row_bytes = 2 * kKvDim * int64_t{sizeof(float)};
   for (int step = 0; step < 500; ++step) {
     const uint64_t seq = rng() % 4;
     switch (rng() % 5) {
@@ -173,38 +135,46 @@ TEST(KvCache, RandomCallsKeepTheReferenceRows) {
         std::vector<float> k(n * kKvDim), v(n * kKvDim);
         for (float& x : k) x = value(rng);
         for (float& x : v) x = value(rng);
-        for (int64_t l = 0; l < kLayers; ++l)
-          ASSERT_EQ(cache.append(seq, l, k.data(), v.data(), n),
-                    reference.append(seq, l, k.data(), v.data(), n))
-              << "step " << step;
-        if (rng() % 4 != 0) {
-          cache.commit(seq, n);
+        for (int64_t l = 0; l < kLayers; ++l) {
+          const int64_t want = reference.append(seq, l, k.data(), v.data(), n);
+          ASSERT_EQ(book.append(seq, l, n), want) << "step " << step;
+          ASSERT_EQ(cache.append(seq, l, k.data(), v.data(), n), want) << "step " << step;
+        }
+        if (rng() % 4 != 0) {  // most steps commit; the rest are failed steps
           reference.commit(seq, n);
+          book.commit(seq, n);
+          cache.commit(seq, n);
         }
         break;
       }
       case 2: {
         const int64_t len = rng() % 12;
-        cache.truncate(seq, len);
         reference.truncate(seq, len);
+        book.truncate(seq, len);
+        cache.truncate(seq, len);
         break;
       }
       case 3:
-        cache.release(seq);
         reference.release(seq);
+        book.release(seq);
+        cache.release(seq);
         break;
       default:
         break;
     }
+    ASSERT_EQ(book.sequence_count(), reference.sequence_count()) << "step " << step;
     ASSERT_EQ(cache.sequence_count(), reference.sequence_count()) << "step " << step;
+    ASSERT_EQ(book.rows_total() * row_bytes, reference.bytes()) << "step " << step;
     ASSERT_EQ(cache.bytes(), reference.bytes()) << "step " << step;
     for (uint64_t s = 0; s < 4; ++s) {
+      expect_same(reference, book, s);
       ASSERT_EQ(cache.length(s), reference.length(s)) << "step " << step;
       ASSERT_EQ(cache.contains(s), reference.contains(s)) << "step " << step;
       if (!cache.contains(s)) continue;
       for (int64_t l = 0; l < kLayers; ++l) {
         const std::vector<float>& want_k = reference.keys(s, l);
         const std::vector<float>& want_v = reference.values(s, l);
+        ASSERT_EQ(book.rows(s, l) * kKvDim, static_cast<int64_t>(want_k.size()));
         for (size_t i = 0; i < want_k.size(); ++i) {
           ASSERT_EQ(cache.keys(s, l)[i], want_k[i]) << "step " << step;
           ASSERT_EQ(cache.values(s, l)[i], want_v[i]) << "step " << step;
