@@ -26,13 +26,15 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 
-  // Makes room for `need` bytes; `what` names the buffer in the out-of-memory error.
-  void reserve(size_t need, const std::string& what) {
+  // Makes room for `need` bytes; `what` names the buffer in the out-of-memory error (a C string,
+  // so that a call that does not grow builds no string).
+  void reserve(size_t need, const char* what) {
     if (need <= bytes_) return;
     cudaFree(p_);
     p_ = nullptr;
     bytes_ = 0;
-    cuda_ok(cudaMalloc(&p_, need), "cudaMalloc " + std::to_string(need) + " bytes for " + what);
+    cuda_ok(cudaMalloc(&p_, need),
+            "cudaMalloc " + std::to_string(need) + " bytes for " + std::string(what));
     bytes_ = need;
   }
   void* get() const { return p_; }

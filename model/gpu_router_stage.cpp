@@ -60,7 +60,7 @@ struct GpuRouterStage::Impl {
     const size_t need = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
     if (need > b.bytes()) {
       wait("wait before growing a buffer");
-      b.reserve(need, who + " " + what);
+      b.reserve(need, (who + " " + what).c_str());
     }
     return b.as<T>();
   }

@@ -15,7 +15,7 @@ const uint16_t* DeviceRouterWeights::upload_bf16(const kernels::Matrix& m,
   const uint16_t* host = bf16_bits(m, keep);
   const size_t bytes = static_cast<size_t>(m.rows * m.cols) * sizeof(uint16_t);
   buffers_.push_back(std::make_unique<DeviceBuffer>());
-  buffers_.back()->reserve(bytes, who_ + ": " + what);
+  buffers_.back()->reserve(bytes, (who_ + ": " + what).c_str());
   cuda_ok(cudaMemcpy(buffers_.back()->get(), host, bytes, cudaMemcpyHostToDevice),
           who_ + ": upload " + what);
   allocated_ += static_cast<int64_t>(bytes);
@@ -37,7 +37,7 @@ const float* DeviceRouterWeights::upload_f32(const std::vector<float>& v, const 
   if (v.empty()) return nullptr;
   const size_t bytes = v.size() * sizeof(float);
   buffers_.push_back(std::make_unique<DeviceBuffer>());
-  buffers_.back()->reserve(bytes, who_ + ": " + what);
+  buffers_.back()->reserve(bytes, (who_ + ": " + what).c_str());
   cuda_ok(cudaMemcpy(buffers_.back()->get(), v.data(), bytes, cudaMemcpyHostToDevice),
           who_ + ": upload " + what);
   allocated_ += static_cast<int64_t>(bytes);
