@@ -2,6 +2,8 @@
 
 #include "actors/expert_shard_actor.h"
 #include "core/error.h"
+#include "graph/device_check.h"
+#include "graph/replica_device.h"
 
 namespace moeflow {
 
@@ -10,22 +12,24 @@ std::string added_replica_name(int64_t layer, int64_t expert) {
 }
 
 expert_shard_actor spawn_added_replica(caf::actor_system& system, const GraphSpec& graph,
-                                       const ModelConfig& cfg,
+                                       const std::string& node, const ModelConfig& cfg,
                                        const std::shared_ptr<metrics::Registry>& registry,
                                        int64_t layer, int64_t expert) {
   auto shard = std::shared_ptr<ExpertShard>(ExpertShard::load(
       graph.model.path, graph.model.dtype,
-      [layer, expert](int64_t l, int64_t e) { return l == layer && e == expert; }, {}));
+      [layer, expert](int64_t l, int64_t e) { return l == layer && e == expert; }, {},
+      cuda_device_index(replica_device(graph, node))));
   auto metrics =
       std::make_shared<ShardMetrics>(registry, added_replica_name(layer, expert), cfg.num_layers,
                                      cfg.num_experts, graph.metrics.per_expert);
   return system.spawn(make_expert_shard, std::move(shard), std::move(metrics));
 }
 
-AddedReplicaSet::AddedReplicaSet(caf::actor_system& system, GraphSpec graph, ModelConfig cfg,
-                                 std::shared_ptr<metrics::Registry> registry)
+AddedReplicaSet::AddedReplicaSet(caf::actor_system& system, GraphSpec graph, std::string node,
+                                 ModelConfig cfg, std::shared_ptr<metrics::Registry> registry)
     : system_(system),
       graph_(std::move(graph)),
+      node_(std::move(node)),
       cfg_(std::move(cfg)),
       registry_(std::move(registry)),
       gauge_(registry_->gauge("moeflow_node_added_replicas",
@@ -58,11 +62,12 @@ void AddedReplicaSet::add(int64_t layer, int32_t expert, uint64_t request_id,
     load.done = true;
     return;
   }
-  load.thread = std::thread([this, &load, layer, expert] {
+  // The thread loads for the graph of now: follow() may replace graph_ meanwhile.
+  load.thread = std::thread([this, &load, layer, expert, graph = graph_] {
     expert_shard_actor actor;
     std::string failure;
     try {
-      actor = spawn_added_replica(system_, graph_, cfg_, registry_, layer, expert);
+      actor = spawn_added_replica(system_, graph, node_, cfg_, registry_, layer, expert);
     } catch (const Error& e) {
       failure = e.what();
     }

@@ -25,16 +25,18 @@ namespace moeflow {
 // "added-l3-e5": the shard name of an added replica in logs and metric labels.
 std::string added_replica_name(int64_t layer, int64_t expert);
 
-// Loads (layer, expert) of the graph's model and spawns its actor, with shard metrics under
-// added_replica_name(). Throws moeflow::Error when the weights do not load.
+// Loads (layer, expert) of the graph's model onto replica_device(graph, node) (the node's GPU when
+// its shards use one, graph/replica_device.h) and spawns its actor, with shard metrics under
+// added_replica_name(). Throws moeflow::Error when the weights do not load (or do not fit).
 expert_shard_actor spawn_added_replica(caf::actor_system& system, const GraphSpec& graph,
-                                       const ModelConfig& cfg,
+                                       const std::string& node, const ModelConfig& cfg,
                                        const std::shared_ptr<metrics::Registry>& registry,
                                        int64_t layer, int64_t expert);
 
 class AddedReplicaSet {
  public:
-  AddedReplicaSet(caf::actor_system& system, GraphSpec graph, ModelConfig cfg,
+  // Loads replicas for `node` of `graph` (its model, and the device: see spawn_added_replica).
+  AddedReplicaSet(caf::actor_system& system, GraphSpec graph, std::string node, ModelConfig cfg,
                   std::shared_ptr<metrics::Registry> registry);
   ~AddedReplicaSet();  // waits for loads in progress, then stops every replica
   AddedReplicaSet(const AddedReplicaSet&) = delete;
@@ -48,6 +50,9 @@ class AddedReplicaSet {
     int32_t expert = 0;
     std::string failure;
   };
+  // Replicas added from now on follow `graph` (an applied reload: their device may have moved);
+  // the ones served keep the device they loaded on.
+  void follow(const GraphSpec& graph) { graph_ = graph; }
   // Starts loading (layer, expert) in the background. Already served or loading: the request
   // joins it and ends with it.
   void add(int64_t layer, int32_t expert, uint64_t request_id, std::string requester);
@@ -76,6 +81,7 @@ class AddedReplicaSet {
 
   caf::actor_system& system_;
   GraphSpec graph_;
+  std::string node_;
   ModelConfig cfg_;
   std::shared_ptr<metrics::Registry> registry_;
   metrics::Gauge& gauge_;

@@ -4,6 +4,7 @@
 
 #include "actors/added_replicas.h"
 #include "core/error.h"
+#include "graph/replica_device.h"
 #include "scaling/replica_placement.h"
 
 namespace moeflow {
@@ -131,8 +132,7 @@ std::vector<ScalingAction> Autoscaler::poll() {
       } else if (targets[i] >= 0 && c.names[targets[i]] != me) {
         add_on(a, c.names[targets[i]]);
       } else if (targets[i] >= 0 || single_process) {
-        add_here(a);
-        changed = true;
+        changed = add_here(a) || changed;
       } else {
         count("failed", a.reason);
         log_("autoscaler: no node can take a replica of " + describe_expert(a.layer, a.expert) +
@@ -152,16 +152,26 @@ std::vector<ScalingAction> Autoscaler::poll() {
   return actions;
 }
 
-void Autoscaler::add_here(const ScalingAction& a) {
+bool Autoscaler::add_here(const ScalingAction& a) {
   const auto started = Clock::now();
-  node_.added.push_back({a.layer, a.expert,
-                         spawn_added_replica(*node_.system, node_.graph, node_.pipeline.config,
-                                             node_.registry, a.layer, a.expert),
-                         Clock::now(), "", -1});
+  const std::string& here = node_.graph.router_node().name;
+  const std::string where = "on the router node, " + replica_device(node_.graph, here);
+  expert_shard_actor actor;
+  try {
+    actor = spawn_added_replica(*node_.system, node_.graph, here, node_.pipeline.config,
+                                node_.registry, a.layer, a.expert);
+  } catch (const Error& e) {  // e.g. the GPU is full: the other decisions of the window go on
+    count("failed", a.reason);
+    log_("autoscaler: could not add a replica of " + describe_expert(a.layer, a.expert) + " " +
+         where + ": " + e.what());
+    return false;
+  }
+  node_.added.push_back({a.layer, a.expert, std::move(actor), Clock::now(), "", -1});
   count("add", a.reason);
-  log_("autoscaler: add a replica of " + describe_expert(a.layer, a.expert) +
-       " on the router node (" + a.reason + ": " + a.detail + "); weights loaded in " +
+  log_("autoscaler: add a replica of " + describe_expert(a.layer, a.expert) + " " + where + " (" +
+       a.reason + ": " + a.detail + "); weights loaded in " +
        std::to_string(static_cast<int>(ms_since(started))) + " ms");
+  return true;
 }
 
 void Autoscaler::add_on(const ScalingAction& a, const std::string& node) {

@@ -45,7 +45,7 @@ class Autoscaler {
   // The nodes that may take replicas and, per (layer, expert), which of them hold it.
   struct Candidates;
   Candidates candidates(const Placement& placement) const;
-  void add_here(const ScalingAction& action);
+  bool add_here(const ScalingAction& action);  // false (logged, counted) when it fails to load
   void add_on(const ScalingAction& action, const std::string& node);
   bool collect_loaded();  // true when a loaded replica joined
   void retire(const ScalingAction& action, std::vector<expert_shard_actor>& stopped);

@@ -112,7 +112,7 @@ class ExpertNodeServer {
     first.graph = g;
     first.hash = ours_.graph_hash;
     first.shards = load_local_shards(system_, g, cfg_, node_, registry_);
-    added_ = std::make_unique<AddedReplicaSet>(system_, g, cfg_, registry_);
+    added_ = std::make_unique<AddedReplicaSet>(system_, g, node_, cfg_, registry_);
     self_ = std::make_unique<caf::scoped_actor>(system_);
     limits_.hidden = static_cast<uint32_t>(cfg_.hidden_size);
     limits_.num_layers = static_cast<uint32_t>(cfg_.num_layers);
@@ -246,6 +246,7 @@ class ExpertNodeServer {
     const uint64_t before = current().hash;
     served_.push_back(std::move(*next_));
     next_.reset();
+    added_->follow(current().graph);
     // Every graph since the last one the router sent a request for stays served: the router may
     // still be on any of them. Many edits with no traffic between them: the oldest go.
     while (served_.size() > kMaxServedGraphs) retire_before(1);

@@ -5,13 +5,18 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "actors/actor_system_setup.h"
+#include "actors/added_replicas.h"
 #include "actors/router_node.h"
 #include "core/error.h"
+#include "graph/replica_device.h"
 #include "kernels/cuda/device.h"
+#include "model/model_config.h"
 #include "tests/support/golden.h"
 #include "tests/support/metrics_text.h"
 #include "tests/support/scheduler_client.h"
@@ -127,6 +132,56 @@ TEST_F(GpuShards, RouterStageOnTheGpuServes) {
   for (const auto& t : tokens) EXPECT_EQ(t.size(), static_cast<size_t>(golden_.decode_steps + 1));
   EXPECT_GT(pairs_of(*node, "b"), 0);
   EXPECT_EQ(node->pipeline.router_model->device_name(), "cuda:0");
+}
+
+// The autoscaler's replica on a node whose shards use a GPU loads onto that GPU
+// (graph/replica_device.h) and computes what the same replica on the CPU computes.
+TEST_F(GpuShards, AnAddedReplicaLoadsOntoTheNodesGpu) {
+  const GraphSpec cpu_graph = two_shards("cpu", "cpu"), gpu_graph = two_shards("cpu", "cuda:0");
+  ASSERT_EQ(replica_device(gpu_graph, "local"), "cuda:0");
+  const ModelConfig cfg = load_model_config(gpu_graph.model.path);
+  int64_t layer = 0;
+  while (!cfg.layer_is_moe[layer]) ++layer;
+  const int32_t expert = 5;
+  auto registry = std::make_shared<metrics::Registry>();
+  auto on_cpu = spawn_added_replica(system_, cpu_graph, "local", cfg, registry, layer, expert);
+  auto on_gpu = spawn_added_replica(system_, gpu_graph, "local", cfg, registry, layer, expert);
+
+  // 7 rows, each choosing the replica's expert (first or second) and one it does not hold.
+  auto batch = std::make_shared<TokenBatch>();
+  batch->layer = layer;
+  batch->hidden_size = cfg.hidden_size;
+  batch->top_k = 2;
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int r = 0; r < 7; ++r) {
+    for (int64_t i = 0; i < cfg.hidden_size; ++i) batch->rows.push_back(normal(rng));
+    batch->seq_ids.push_back(static_cast<uint64_t>(r));
+    batch->positions.push_back(r);
+    const bool first = r % 2 == 0;
+    batch->experts.insert(batch->experts.end(), {first ? expert : 1, first ? 2 : expert});
+    batch->weights.insert(batch->weights.end(), {0.75f, 0.25f});
+  }
+  caf::scoped_actor self{system_};
+  auto run = [&](const expert_shard_actor& replica) {
+    std::vector<float> rows;
+    self->request(replica, std::chrono::seconds(30), run_atom::value, TokenBatchPtr(batch))
+        .receive([&](ExpertOutputPtr out) { rows = out->rows; },
+                 [&](caf::error& e) { ADD_FAILURE() << caf::to_string(e); });
+    return rows;
+  };
+  const std::vector<float> want = run(on_cpu), got = run(on_gpu);
+  ASSERT_EQ(got.size(), want.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_FALSE(std::isnan(got[i])) << i;
+    diff += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  ASSERT_GT(norm, 0);
+  EXPECT_LT(std::sqrt(diff / norm), 2e-2) << "GPU replica against the CPU replica";
+  caf::anon_send_exit(on_cpu, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(on_gpu, caf::exit_reason::user_shutdown);
 }
 
 }  // namespace
