@@ -21,12 +21,32 @@ ExpertShard::ExpertShard(const std::filesystem::path& dir, const std::string& dt
       type_(parse_compute_type(dtype, ckpt_, cfg_)),
       weights_(load_expert_weights(ckpt_, cfg_, type_, store_, owned, progress)),
       cuda_device_(cuda_device < 0 ? -1 : cuda_device) {
-  if (cuda_device_ < 0)
+  bytes_.resize(weights_.experts.size());
+  for (size_t l = 0; l < weights_.experts.size(); ++l)
+    for (const MlpWeights& w : weights_.experts[l]) {
+      // A GPU shard holds bf16 copies whatever the loaded type.
+      const int64_t elements =
+          w.gate.rows * w.gate.cols + w.up.rows * w.up.cols + w.down.rows * w.down.cols;
+      bytes_[l].push_back(w.empty() ? 0 : cuda_device_ < 0 ? w.bytes() : elements * 2);
+      expert_count_ += !w.empty();
+    }
+  if (cuda_device_ < 0) {
     cpu_ = std::make_unique<ExpertStage>(cfg_, weights_);
-  else
-    gpu_ = std::make_unique<GpuExpertStage>(cfg_, weights_, cuda_device_);
-  for (const auto& layer : weights_.experts)
-    for (const auto& e : layer) expert_count_ += !e.empty();
+    return;
+  }
+  gpu_ = std::make_unique<GpuExpertStage>(cfg_, weights_, cuda_device_);
+  // The GPU holds the experts now. The host copy is let go: converted weights (a second copy of
+  // the shard in host memory) and the checkpoint's mapping (its pages stay in the page cache
+  // only while the kernel wants them).
+  weights_ = ExpertWeights();
+  store_ = WeightStore();
+  ckpt_ = Checkpoint();
+}
+
+int64_t ExpertShard::expert_bytes(int64_t layer, int64_t expert) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(bytes_.size())) return 0;
+  const auto& row = bytes_[layer];
+  return expert >= 0 && expert < static_cast<int64_t>(row.size()) ? row[expert] : 0;
 }
 
 ExpertShard::~ExpertShard() = default;
@@ -60,12 +80,7 @@ int64_t ExpertShard::bytes_touched(const TokenBatch& batch) const {
   for (int32_t e : batch.experts) {
     if (e < 0 || e >= cfg_.num_experts || seen[e]) continue;
     seen[e] = true;
-    const MlpWeights* w = weights_.find(batch.layer, e);
-    if (!w) continue;
-    // A GPU shard holds bf16 copies whatever the loaded type.
-    const int64_t elements =
-        w->gate.rows * w->gate.cols + w->up.rows * w->up.cols + w->down.rows * w->down.cols;
-    bytes += gpu_ ? elements * 2 : w->bytes();
+    bytes += expert_bytes(batch.layer, e);
   }
   return bytes;
 }

@@ -30,9 +30,7 @@ class ExpertShard {
   ~ExpertShard();
 
   const ModelConfig& config() const { return cfg_; }
-  bool holds(int64_t layer, int64_t expert) const {
-    return weights_.find(layer, expert) != nullptr;
-  }
+  bool holds(int64_t layer, int64_t expert) const { return expert_bytes(layer, expert) > 0; }
   int64_t expert_count() const { return expert_count_; }
   int cuda_device() const { return cuda_device_; }  // -1: CPU
   // "cpu" or "cuda:N", for logs.
@@ -53,13 +51,18 @@ class ExpertShard {
  private:
   ExpertShard(const std::filesystem::path& dir, const std::string& dtype,
               const ExpertSelection& owned, const LoadProgress& progress, int cuda_device);
+  // Bytes of (layer, expert)'s weights as the stage reads them; 0 when not held here.
+  int64_t expert_bytes(int64_t layer, int64_t expert) const;
+
   ModelConfig cfg_;
+  // The host weights. A GPU shard lets them go once uploaded (see the constructor).
   Checkpoint ckpt_;
   ComputeType type_;
   WeightStore store_;
   ExpertWeights weights_;
-  std::unique_ptr<ExpertStage> cpu_;     // set when cuda_device_ < 0
-  std::unique_ptr<GpuExpertStage> gpu_;  // set otherwise
+  std::vector<std::vector<int64_t>> bytes_;  // [layer][expert], see expert_bytes()
+  std::unique_ptr<ExpertStage> cpu_;         // set when cuda_device_ < 0
+  std::unique_ptr<GpuExpertStage> gpu_;      // set otherwise
   int cuda_device_ = -1;
   int64_t expert_count_ = 0;
   std::vector<ExpertWork> gpu_work_;

@@ -49,6 +49,10 @@ TEST(ExpertShard, GpuShardComputesWhatTheCpuShardComputes) {
   EXPECT_EQ(gpu->device_name(), "cuda:0");
   EXPECT_EQ(gpu->expert_count(), cpu->expert_count());
   const ModelConfig& cfg = cpu->config();
+  // The GPU shard let its host weights go after the upload; it still knows what it holds.
+  for (int64_t layer = 0; layer < cfg.num_layers; ++layer)
+    for (int64_t e = 0; e < cfg.num_experts; ++e)
+      EXPECT_EQ(gpu->holds(layer, e), cpu->holds(layer, e)) << layer << " " << e;
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> normal;
   std::uniform_int_distribution<int32_t> expert(0, static_cast<int32_t>(cfg.num_experts) - 1);
