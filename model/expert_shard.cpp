@@ -60,14 +60,18 @@ int64_t ExpertShard::bytes_touched(const TokenBatch& batch) const {
   for (int32_t e : batch.experts) {
     if (e < 0 || e >= cfg_.num_experts || seen[e]) continue;
     seen[e] = true;
-    const MlpWeights* w = weights_.find(batch.layer, e);
-    if (!w) continue;
-    // A GPU shard holds bf16 copies whatever the loaded type.
-    const int64_t elements =
-        w->gate.rows * w->gate.cols + w->up.rows * w->up.cols + w->down.rows * w->down.cols;
-    bytes += gpu_ ? elements * 2 : w->bytes();
+    bytes += expert_bytes(batch.layer, e);
   }
   return bytes;
+}
+
+int64_t ExpertShard::expert_bytes(int64_t layer, int64_t expert) const {
+  const MlpWeights* w = weights_.find(layer, expert);
+  if (!w) return 0;
+  // A GPU shard holds bf16 copies whatever the loaded type.
+  const int64_t elements =
+      w->gate.rows * w->gate.cols + w->up.rows * w->up.cols + w->down.rows * w->down.cols;
+  return gpu_ ? elements * 2 : w->bytes();
 }
 
 }  // namespace moeflow
