@@ -54,11 +54,15 @@ if [[ -n "$SANITIZER" ]]; then
     # Our kernels only: the sanitizer slows every launch down a lot, and NCCL's kernels are not
     # ours to check.
     run_sanitized() { "$SANITIZER" --tool "$tool" --error-exitcode 3 "$@"; }
+    # memcheck also walks the device-resident Engine step (staged uploads, the attention table,
+    # buffers shared across two streams); racecheck and synccheck look inside kernels only.
+    sanitized='Cuda*:GpuExpertStage*'
+    [[ "$tool" == memcheck ]] && sanitized="$sanitized:GpuEngineStep*"
     if [[ -n "${B:-}" ]]; then
       LD_LIBRARY_PATH="${system_first:-$B/lib:$cuda_libs}" run_sanitized "$B/moeflow_tests" \
-        --gtest_filter='Cuda*:GpuExpertStage*' > "$LOGS/sanitizer_$tool.log" 2>&1
+        --gtest_filter="$sanitized" > "$LOGS/sanitizer_$tool.log" 2>&1
     else
-      run_sanitized "$BUILD/moeflow_tests" --gtest_filter='Cuda*:GpuExpertStage*' \
+      run_sanitized "$BUILD/moeflow_tests" --gtest_filter="$sanitized" \
         > "$LOGS/sanitizer_$tool.log" 2>&1
     fi || { echo "gpu_check: $tool reported errors (or could not run)"; status=1; }
     tail -3 "$LOGS/sanitizer_$tool.log"
