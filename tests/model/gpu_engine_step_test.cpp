@@ -8,12 +8,15 @@
 //
 // Checks per step: logits ||gpu - cpu|| / ||cpu|| < 2e-2 (bf16 activations into the GEMMs on the
 // GPU) and the same greedy token where the CPU's top-2 margin is clear; StepStats rows and
-// expert_rows equal; cache lengths equal. expert_use is discrete, so it is compared honestly: a
-// CPU probe (the Engine's own loop, checked to give the CPU Engine's logits and use) reports per
-// MoE layer the rows whose k-th and (k+1)-th gate logits lie within bf16 noise of each other;
-// only those rows may route differently, so per layer sum |use_gpu - use_cpu| <= 2 k * (near-tie
-// rows), exact where there are none; expert_bytes equal wherever the use matches. GPU only: skips
-// "no CUDA device" elsewhere.
+// expert_rows equal; cache lengths equal. Routing is discrete, so it is compared honestly: a CPU
+// probe (the Engine's own loop, checked to give the CPU Engine's logits and use) reports per MoE
+// layer the rows whose k-th and (k+1)-th gate logits lie within bf16 noise of each other; only
+// those rows may route differently, so per layer sum |use_gpu - use_cpu| <= 2 k * (near-tie
+// rows), exact where there are none; expert_bytes equal wherever the use matches. A row that did
+// take another expert changes its sequence's outputs by more than bf16 noise, so where a layer's
+// use differs, the sequences of its near-tie rows are tainted (until released) and their logits
+// are printed, not bounded; the counts are printed per step to show how much was checked. GPU
+// only: skips "no CUDA device" elsewhere.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,7 +63,11 @@ struct CpuProbe {
   RouterWeights gates;  // for the gate logits (fp32 as the stages use them)
   std::unique_ptr<RouterModel> router;
   std::unique_ptr<ExpertShard> experts;
-  std::vector<int64_t> near_ties;  // per layer, of the last step
+  // Of the last step: per layer, which rows were near-ties; per row its sequence; the rows
+  // whose logits were returned.
+  std::vector<std::vector<uint8_t>> tied;
+  std::vector<uint64_t> row_seq;
+  std::vector<int64_t> output_rows;
 
   explicit CpuProbe(const std::filesystem::path& dir)
       : cfg(load_model_config(dir)),
@@ -97,7 +105,9 @@ struct CpuProbe {
     stats = StepStats{};
     stats.rows = n;
     stats.expert_use.assign(cfg.num_layers * E, 0);
-    near_ties.assign(cfg.num_layers, 0);
+    tied.assign(cfg.num_layers, std::vector<uint8_t>(n, 0));
+    row_seq = plan.layout.row_seq_ids;
+    output_rows = plan.output_rows;
     for (int64_t l = 0; l < cfg.num_layers; ++l) {
       const TokenBatch tb = router->attend_and_route(l, plan.layout, hidden.data(), budget);
       if (!cfg.layer_is_moe[l]) continue;
@@ -105,7 +115,7 @@ struct CpuProbe {
       stats.expert_rows += experts->run(tb, routed.data());
       for (int32_t e : tb.experts) ++stats.expert_use[l * E + e];
       const std::vector<uint8_t> allowed = resident_mask(budget, cfg, l);
-      for (int64_t r = 0; r < n; ++r) near_ties[l] += near_tie(l, tb.row(r), tb.top_k, allowed);
+      for (int64_t r = 0; r < n; ++r) tied[l][r] = near_tie(l, tb.row(r), tb.top_k, allowed);
       router->combine(tb, routed.data(), hidden.data());
     }
     for (const auto& s : plan.layout.sequences) cache.commit(s.seq_id, s.count);
@@ -116,12 +126,14 @@ struct CpuProbe {
 };
 
 struct SideBySide {
+  std::string family;
   ModelConfig cfg;
   std::unique_ptr<Engine> cpu, gpu;
   CpuProbe probe;
 
-  explicit SideBySide(const std::string& family)
-      : cfg(load_model_config(test_support::golden_dir(family))),
+  explicit SideBySide(const std::string& name)
+      : family(name),
+        cfg(load_model_config(test_support::golden_dir(family))),
         cpu(Engine::load(test_support::golden_dir(family), {"bf16", false, -1})),
         gpu(Engine::load(test_support::golden_dir(family), {"bf16", false, 0})),
         probe(test_support::golden_dir(family)) {}
@@ -144,13 +156,47 @@ struct SideBySide {
                     << sg.expert_use.size() << " vs " << sc.expert_use.size();
       return greedy(lc);
     }
-    const double err = relative_error(lg, lc);
-    EXPECT_LT(err, 2e-2) << "logits";
+    EXPECT_EQ(sg.rows, sc.rows);
+    EXPECT_EQ(sg.expert_rows, sc.expert_rows) << "every expert held: n * k pairs per MoE layer";
+
+    // Routing: only near-tie rows may differ. A layer whose use differs taints the sequences of
+    // its near-tie rows: one of them took another expert, so its logits (and through its cache
+    // rows, its later ones) may legitimately differ by more than bf16 noise.
+    int64_t differing = 0, ties = 0;
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      int64_t diff = 0, sum_c = 0, sum_g = 0, near = 0;
+      for (int64_t e = 0; e < E; ++e) {
+        diff += std::llabs(sg.expert_use[l * E + e] - sc.expert_use[l * E + e]);
+        sum_c += sc.expert_use[l * E + e];
+        sum_g += sg.expert_use[l * E + e];
+      }
+      for (uint8_t t : probe.tied[l]) near += t;
+      EXPECT_EQ(sum_g, sum_c) << "layer " << l << ": pairs routed";
+      const int64_t k = sum_c / std::max<int64_t>(sc.rows, 1);
+      EXPECT_LE(diff, 2 * k * near)
+          << "layer " << l << ": routing differs beyond the " << near << " near-tie rows";
+      if (diff > 0)
+        for (size_t r = 0; r < probe.tied[l].size(); ++r)
+          if (probe.tied[l][r]) tainted.insert(probe.row_seq[r]);
+      differing += diff;
+      ties += near;
+    }
+    if (differing == 0) {
+      EXPECT_EQ(sg.expert_bytes, sc.expert_bytes);
+    }
+    EXPECT_GT(sg.expert_bytes, 0);
+    EXPECT_EQ(sg.weight_bytes - sg.expert_bytes, gpu_router_bytes(sg));
+
+    // Logits of the rows of untainted sequences: bf16 bound, same clear greedy choice.
+    std::vector<float> strict_cpu, strict_gpu;
     const int64_t rows = static_cast<int64_t>(lc.size()) / V;
-    std::vector<int32_t> next;
     int64_t clear = 0;
     for (int64_t i = 0; i < rows; ++i) {
+      if (tainted.count(probe.row_seq[probe.output_rows[i]])) continue;
       const float* c = lc.data() + i * V;
+      const float* g = lg.data() + i * V;
+      strict_cpu.insert(strict_cpu.end(), c, c + V);
+      strict_gpu.insert(strict_gpu.end(), g, g + V);
       const int64_t best = argmax(c, V);
       float second = -INFINITY, spread = 0.0f;
       for (int64_t t = 0; t < V; ++t) {
@@ -159,44 +205,29 @@ struct SideBySide {
       }
       if (c[best] - second > 2e-2f * std::max(spread, 1.0f)) {  // a clear greedy choice
         ++clear;
-        EXPECT_EQ(argmax(lg.data() + i * V, V), best) << "output row " << i;
+        EXPECT_EQ(argmax(g, V), best) << "output row " << i;
       }
-      next.push_back(static_cast<int32_t>(best));
     }
-
-    EXPECT_EQ(sg.rows, sc.rows);
-    EXPECT_EQ(sg.expert_rows, sc.expert_rows) << "every expert held: n * k pairs per MoE layer";
-    int64_t differing = 0, ties = 0;
-    bool same_use = true;
-    for (int64_t l = 0; l < cfg.num_layers; ++l) {
-      int64_t diff = 0, sum_c = 0, sum_g = 0;
-      for (int64_t e = 0; e < E; ++e) {
-        diff += std::llabs(sg.expert_use[l * E + e] - sc.expert_use[l * E + e]);
-        sum_c += sc.expert_use[l * E + e];
-        sum_g += sg.expert_use[l * E + e];
-      }
-      EXPECT_EQ(sum_g, sum_c) << "layer " << l << ": pairs routed";
-      const int64_t k = sum_c / std::max<int64_t>(sc.rows, 1);
-      EXPECT_LE(diff, 2 * k * probe.near_ties[l])
-          << "layer " << l << ": routing differs beyond the " << probe.near_ties[l]
-          << " near-tie rows";
-      differing += diff;
-      ties += probe.near_ties[l];
-      same_use = same_use && diff == 0;
-    }
-    if (same_use) {
-      EXPECT_EQ(sg.expert_bytes, sc.expert_bytes);
-    }
-    EXPECT_GT(sg.expert_bytes, 0);
-    EXPECT_EQ(sg.weight_bytes - sg.expert_bytes, gpu_router_bytes(sg));
+    const double err = relative_error(strict_gpu, strict_cpu);
+    EXPECT_LT(err, 2e-2) << "logits of the untainted rows";
     for (const SequenceTokens& s : batch)
       EXPECT_EQ(gpu->sequence_length(s.seq_id), cpu->sequence_length(s.seq_id)) << s.seq_id;
     std::printf(
-        "%s: logits error %.2e, %lld/%lld rows with a clear greedy token, expert use "
-        "differs by %lld over %lld near-tie rows\n",
-        name.c_str(), err, static_cast<long long>(clear), static_cast<long long>(rows),
-        static_cast<long long>(differing), static_cast<long long>(ties));
-    return next;
+        "%s %s: logits error %.2e over %lld/%lld untainted rows (all rows %.2e), %lld with a clear "
+        "greedy token; expert use differs by %lld with %lld near-tie (row, layer)s; %zu "
+        "sequences tainted so far\n",
+        family.c_str(), name.c_str(), err, static_cast<long long>(strict_cpu.size() / V),
+        static_cast<long long>(rows), relative_error(lg, lc), static_cast<long long>(clear),
+        static_cast<long long>(differing), static_cast<long long>(ties), tainted.size());
+    return greedy(lc);
+  }
+
+  // A released sequence starts again from nothing: no taint carried over.
+  void release(uint64_t seq) {
+    cpu->release(seq);
+    gpu->release(seq);
+    probe.router->cache().release(seq);
+    tainted.erase(seq);
   }
 
   std::vector<int32_t> greedy(const std::vector<float>& logits) const {
@@ -212,6 +243,7 @@ struct SideBySide {
     return router_bytes_;
   }
   int64_t router_bytes_ = -1;
+  std::set<uint64_t> tainted;  // sequences that took another expert at a near-tie
 };
 
 TEST(GpuEngineStep, MatchesTheCpuEngineOnGoldenCheckpoints) {
@@ -258,8 +290,7 @@ TEST(GpuEngineStep, MatchesTheCpuEngineOnGoldenCheckpoints) {
     s.probe.router->cache().truncate(11, s.probe.router->cache().length(11) - 2);
     next = s.step("after a rollback", {{11, {next[0], next[1]}}, {33, {next[3]}}}, true);
     // A released sequence started again, beside a decode.
-    for (Engine* e : {s.cpu.get(), s.gpu.get()}) e->release(22);
-    s.probe.router->cache().release(22);
+    s.release(22);
     EXPECT_EQ(s.gpu->sequence_length(22), 0);
     s.step("restart", {{22, prompt(3)}, {44, {next[0]}}}, false);
   }
