@@ -21,12 +21,14 @@
 namespace moeflow::bench {
 namespace {
 
-void print_header(const std::string& title, const Engine& engine) {
+// `note`, when given, is a line printed under the machine's.
+void print_header(const std::string& title, const Engine& engine, const std::string& note = "") {
   std::printf("## %s\n\n", title.c_str());
   std::printf("machine: %s, %d threads; model: %s (%s), compute %s\n\n", cpu_model().c_str(),
               omp_get_max_threads(), engine.checkpoint().dir().string().c_str(),
               engine.config().architecture.c_str(),
               compute_type_name(engine.compute_type()).c_str());
+  if (!note.empty()) std::printf("%s\n\n", note.c_str());
   std::printf("| measurement | value | physical limit | achieved / limit |\n");
   std::printf("|---|---|---|---|\n");
 }
@@ -91,9 +93,16 @@ int run_decode_bench(const DecodeBenchOptions& opts) {
     rounds.push_back(r);
   }
 
+  const int64_t moe_layers = std::count(c.layer_is_moe.begin(), c.layer_is_moe.end(), true);
+  const std::string step_note =
+      gpu ? "step: device-resident on cuda:" + std::to_string(opts.cuda_device) +
+                " (hidden state on the GPU; by design " + std::to_string(moe_layers + 1) +
+                " host synchronisations per step: one per MoE layer for the expert counts "
+                "cuBLAS needs, one for the logits)"
+          : "";
   print_header("decode: batch " + std::to_string(opts.batch) + ", " + std::to_string(opts.rounds) +
                    " rounds of " + std::to_string(opts.tokens) + " steps",
-               *engine);
+               *engine, step_note);
   for (size_t i = 0; i < rounds.size(); ++i) {
     const Round& r = rounds[i];
     const double steps = static_cast<double>(opts.tokens);

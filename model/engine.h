@@ -2,6 +2,8 @@
 // A whole model in one process: a RouterModel (attention, gates, KV cache) and one ExpertShard
 // holding every expert. forward() runs one batched step for several sequences of different
 // lengths: prefill (many new tokens) and decode (one new token) may be mixed in one batch.
+// With a CUDA device both halves sit on that GPU and the step runs device-resident
+// (model/gpu_engine_step.h): token ids in, logits out, the hidden state never in host memory.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -15,6 +17,8 @@
 #include "model/step_plan.h"
 
 namespace moeflow {
+
+class GpuEngineStep;
 
 struct EngineOptions {
   std::string dtype = "auto";  // f32 | bf16 | auto
@@ -37,6 +41,7 @@ class Engine : public ForwardBackend {
  public:
   // Opens and validates the checkpoint, loads the weights. Throws moeflow::Error.
   static std::unique_ptr<Engine> load(const std::filesystem::path& dir, const EngineOptions& opts);
+  ~Engine() override;
 
   const ModelConfig& config() const override { return router_->config(); }
   const Checkpoint& checkpoint() const { return router_->checkpoint(); }
@@ -61,6 +66,7 @@ class Engine : public ForwardBackend {
   Engine() = default;
   std::unique_ptr<RouterModel> router_;
   std::unique_ptr<ExpertShard> experts_;
+  std::unique_ptr<GpuEngineStep> gpu_step_;  // set when both halves are on a GPU
 };
 
 }  // namespace moeflow

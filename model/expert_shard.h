@@ -47,20 +47,23 @@ class ExpertShard {
   // Bytes of expert weights this batch reads (each touched expert once, at the checkpoint's
   // loaded type on the CPU; a GPU shard reads bf16, half of fp32).
   int64_t bytes_touched(const TokenBatch& batch) const;
+  // Bytes of one held expert's weights as this shard reads them (0 when not held).
+  int64_t expert_bytes(int64_t layer, int64_t expert) const;
+
+  // The GPU stage behind a cuda:N shard (null on the CPU), for the Engine's device-resident step
+  // (model/gpu_engine_step.h), which hands it routing that never leaves the device.
+  GpuExpertStage* gpu_stage() const { return gpu_.get(); }
 
  private:
   ExpertShard(const std::filesystem::path& dir, const std::string& dtype,
               const ExpertSelection& owned, const LoadProgress& progress, int cuda_device);
-  // Bytes of (layer, expert)'s weights as the stage reads them; 0 when not held here.
-  int64_t expert_bytes(int64_t layer, int64_t expert) const;
-
   ModelConfig cfg_;
   // The host weights. A GPU shard lets them go once uploaded (see the constructor).
   Checkpoint ckpt_;
   ComputeType type_;
   WeightStore store_;
   ExpertWeights weights_;
-  std::vector<std::vector<int64_t>> bytes_;  // [layer][expert], see expert_bytes()
+  std::vector<std::vector<int64_t>> bytes_;  // [layer][expert]: expert_bytes()
   std::unique_ptr<ExpertStage> cpu_;         // set when cuda_device_ < 0
   std::unique_ptr<GpuExpertStage> gpu_;      // set otherwise
   int cuda_device_ = -1;

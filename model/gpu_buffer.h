@@ -1,6 +1,7 @@
 #pragma once
 // Device memory for the GPU stages of model/: a CUDA runtime status turned into moeflow::Error
-// with context, and a growable device buffer. Include only where MOEFLOW_HAVE_CUDA is set.
+// with context, a growable device buffer and a growable page-locked host buffer. Include only
+// where MOEFLOW_HAVE_CUDA is set.
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -35,6 +36,38 @@ class DeviceBuffer {
     bytes_ = 0;
     cuda_ok(cudaMalloc(&p_, need),
             "cudaMalloc " + std::to_string(need) + " bytes for " + std::string(what));
+    bytes_ = need;
+  }
+  void* get() const { return p_; }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory that only grows (contents are not kept when it does): copies from and
+// to it are truly asynchronous, where pageable memory may make cudaMemcpyAsync wait for the
+// stream. The caller makes sure no queued copy still uses it before it grows.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() { cudaFreeHost(p_); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  // Makes room for `need` bytes; `what` names the buffer in the error.
+  void reserve(size_t need, const char* what) {
+    if (need <= bytes_) return;
+    cudaFreeHost(p_);
+    p_ = nullptr;
+    bytes_ = 0;
+    cuda_ok(cudaMallocHost(&p_, need),
+            "cudaMallocHost " + std::to_string(need) + " bytes for " + std::string(what));
     bytes_ = need;
   }
   void* get() const { return p_; }

@@ -4,12 +4,18 @@
 // time). Weights are uploaded once as bf16 (fp32 weights are rounded to bf16); each run() groups
 // the batch's (row, expert) pairs on the host, copies the batch in and the result out and waits
 // for them. model/expert_shard.h makes one for a shard with device = "cuda:N".
+// run_device_routed() takes routing that already lives on the device (the GPU router stage's,
+// model/gpu_engine_step.h) and leaves its output there.
 #include <cstdint>
 #include <memory>
 
+#include "model/device_step.h"
 #include "model/model_config.h"
 #include "model/token_batch.h"
 #include "model/weights.h"
+
+// cudaStream_t's pointee, declared so that a stream can be named without the CUDA headers.
+struct CUstream_st;
 
 namespace moeflow {
 
@@ -29,6 +35,18 @@ class GpuExpertStage {
   // out: [batch.size(), hidden] overwritten with sum over chosen experts held here of
   // weight * expert(row). Returns how many (row, expert) pairs it computed.
   int64_t run(const TokenBatch& batch, float* out);
+
+  // run() on routing in this device's memory (GpuRouterStage::attend_and_route_device): out
+  // [routing.rows, hidden] (device) = the sum over chosen experts held here of weight *
+  // expert(row). Queued on this stage's stream after the work queued so far on `after` (the
+  // producer's stream), and `after` is made to wait for it (events), so the caller keeps queuing
+  // on its own stream. Groups the pairs on the device, then waits for one copy of the per-slot
+  // counts to the host: cuBLAS takes each GEMM's row count from the host, so this is the call's
+  // one synchronisation. With `pairs_per_expert` ([num_experts]), adds each held expert's pairs
+  // to it. Returns the pairs computed. Throws moeflow::Error naming layer and shape for routing
+  // this stage cannot run (check_device_routing) or a failed call.
+  int64_t run_device_routed(const DeviceRouting& routing, float* out, CUstream_st* after,
+                            int64_t* pairs_per_expert = nullptr);
 
   // Device memory held for weights, in bytes.
   int64_t weight_bytes() const;

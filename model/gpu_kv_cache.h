@@ -5,7 +5,8 @@
 // fills (the rows are copied over). The bookkeeping (lengths, uncommitted rows, truncate) is
 // KvCacheBook's, the same rules as KvCache. Not for concurrent use; every call but append is
 // synchronous with respect to the device, so a caller must have finished (synchronised) the
-// work that reads the cache before truncate or release - GpuRouterStage does before returning.
+// work that reads the cache before truncate or release - GpuRouterStage's host forms do before
+// returning, and the device-resident step (model/gpu_engine_step.h) when it copies the logits out.
 #include <cstdint>
 #include <memory>
 

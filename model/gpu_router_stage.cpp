@@ -11,94 +11,56 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cuda/cublas_api.h"
-#include "kernels/cuda/cublas_gemm.h"
 #include "kernels/cuda/decode_attention.h"
-#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/gate_matmul.h"
 #include "kernels/cuda/moe_gate.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rotary.h"
 #include "model/gpu_attention_table.h"
-#include "model/gpu_buffer.h"
-#include "model/gpu_router_weights.h"
+#include "model/gpu_router_stage_impl.h"
 #endif
 
 namespace moeflow {
 
 #if MOEFLOW_HAVE_CUDA
 
-namespace kc = kernels::cuda;
+void GpuRouterStage::Impl::check_tokens(const int32_t* tokens, int64_t n) const {
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size)
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (size " +
+                  std::to_string(cfg.vocab_size) + ")");
+}
 
-struct GpuRouterStage::Impl {
-  const ModelConfig& cfg;
-  int device = 0;
-  std::string who;  // "GPU router stage on cuda:N", the prefix of every error
-  cudaStream_t stream = nullptr;
-  std::unique_ptr<kc::CublasHandle> blas;
-  std::unique_ptr<DeviceRouterWeights> w;
-  int64_t bytes_per_step = 0;
-  // Scratch, grown on demand: fp32 activations, the bf16 A operand of the GEMMs, the MLP's
-  // gate/up and activation, routing, attention's table and workspace.
-  DeviceBuffer hidden, normed, rows, a_bf16, q, k, v, attn, proj, mlp_gate, mlp_up, act_bf16,
-      gate_logits, experts, weights, allowed, positions, tokens, table, attention_ws, logits;
-  std::vector<unsigned char> table_host;
+void GpuRouterStage::Impl::check_layer(int64_t layer, const StepLayout& layout,
+                                       const GpuKvCache& cache) const {
+  if (layer < 0 || layer >= cfg.num_layers)
+    throw Error(who + ": layer " + std::to_string(layer) + " of " + std::to_string(cfg.num_layers));
+  if (cache.device() != device || cache.num_layers() != cfg.num_layers ||
+      cache.kv_dim() != cfg.num_kv_heads * cfg.head_dim)
+    throw Error(who + ": a kv cache on cuda:" + std::to_string(cache.device()) + " with " +
+                std::to_string(cache.num_layers()) + " layers of width " +
+                std::to_string(cache.kv_dim()) + " (the model has " +
+                std::to_string(cfg.num_layers) + " of width " +
+                std::to_string(cfg.num_kv_heads * cfg.head_dim) + ")");
+  check_step_layout(layout);
+}
 
-  Impl(const ModelConfig& c, int dev)
-      : cfg(c), device(dev), who("GPU router stage on cuda:" + std::to_string(dev)) {}
-  ~Impl() {
-    if (stream) cudaStreamDestroy(stream);
-  }
+void GpuRouterStage::Impl::embed(const int32_t* tokens, int64_t n, float* hidden) {
+  ok(cudaSetDevice(device), "cudaSetDevice");
+  const size_t bytes = static_cast<size_t>(n) * sizeof(int32_t);
+  unsigned char* staged = staging->fill(token_slot(), bytes, "token ids");
+  std::memcpy(staged, tokens, bytes);
+  int32_t* t = grow<int32_t>(this->tokens, n, "tokens");
+  upload(t, staged, bytes, "copy tokens in");
+  staging->queued(token_slot(), stream, "copy tokens in");
+  kc::embed_rows_bf16(w->embed.data, w->embed.rows, cfg.hidden_size, t, n, hidden, stream);
+}
 
-  void ok(cudaError_t e, const char* what) const {
-    if (e != cudaSuccess) cuda_ok(e, who + ": " + what);
-  }
-  // A scratch buffer of at least `count` T. Growing frees the old memory, which queued work may
-  // still use: wait for the stream first (growth is rare; sizes only go up).
-  template <class T>
-  T* grow(DeviceBuffer& b, int64_t count, const char* what) {
-    const size_t need = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
-    if (need > b.bytes()) {
-      wait("wait before growing a buffer");
-      b.reserve(need, (who + " " + what).c_str());
-    }
-    return b.as<T>();
-  }
-  void upload(void* dst, const void* src, size_t bytes, const char* what) {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), what);
-  }
-  void download(void* dst, const void* src, size_t bytes, const char* what) {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), what);
-  }
-  void wait(const char* what) { ok(cudaStreamSynchronize(stream), what); }
-
-  // out[n, w.rows] fp32 = a[n, w.cols] (bf16) · wᵀ.
-  void gemm(const uint16_t* a, const DeviceMatrix& m, int64_t n, float* out, const char* what) {
-    kc::gemm_rows_by_weights(*blas, a, m.data, out, kc::GemmOut::f32, n, m.rows, m.cols, stream,
-                             what);
-  }
-
-  // out[n, d] = down(silu(gate(x)) * up(x)), x fp32 [n, d] on the device.
-  void mlp(const DeviceMlp& m, const float* x, int64_t n, float* out) {
-    const int64_t d = cfg.hidden_size, inter = m.gate.rows;
-    uint16_t* xb = grow<uint16_t>(a_bf16, n * d, "bf16 rows");
-    kc::f32_to_bf16(x, n * d, xb, stream);
-    float* g = grow<float>(mlp_gate, n * inter, "mlp gate");
-    float* u = grow<float>(mlp_up, n * inter, "mlp up");
-    gemm(xb, m.gate, n, g, "mlp gate");
-    gemm(xb, m.up, n, u, "mlp up");
-    uint16_t* act = grow<uint16_t>(act_bf16, n * inter, "mlp activation");
-    kc::silu_mul_to_bf16(g, u, n * inter, act, stream);
-    gemm(act, m.down, n, out, "mlp down");
-  }
-
-  void attention(int64_t layer, const StepLayout& layout, const float* x, GpuKvCache& cache,
-                 float* out);
-};
-
-// Causal attention of the layout's rows (x: normed, [n, d], device) into out [n, q_dim].
+// Causal attention of the layout's rows (x: normed, [n, d], device) into out [n, q_dim]. The
+// positions are already uploaded (in.positions); the table goes from `staged` to `uploaded`.
 void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, const float* x,
-                                     GpuKvCache& cache, float* out) {
+                                     GpuKvCache& cache, const LayerInputs& in,
+                                     unsigned char* staged, unsigned char* uploaded, float* out) {
   const DeviceLayer& lw = w->layers[layer];
   const int64_t n = layout.rows(), d = cfg.hidden_size;
   const int64_t q_dim = cfg.num_heads * cfg.head_dim, kv_dim = cfg.num_kv_heads * cfg.head_dim;
@@ -122,10 +84,9 @@ void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, co
     kc::clamp_values(kp, n * kv_dim, cfg.clip_qkv, stream);
     kc::clamp_values(vp, n * kv_dim, cfg.clip_qkv, stream);
   }
-  int32_t* pos = grow<int32_t>(positions, n, "positions");
-  upload(pos, layout.positions.data(), n * sizeof(int32_t), "copy positions in");
   kc::rope_rotate_half({qp, q_dim, cfg.num_heads}, {kp, kv_dim, cfg.num_kv_heads}, n, cfg.head_dim,
-                       pos, w->rope_inv_freq, stream);
+                       reinterpret_cast<const int32_t*>(uploaded + in.positions), w->rope_inv_freq,
+                       stream);
 
   std::vector<int64_t> held;  // the layer's rows per sequence after the append
   held.reserve(layout.sequences.size());
@@ -141,14 +102,13 @@ void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, co
   }
   const AttentionTable t = build_attention_table(layout, caches);
 
-  // One upload: key pointers, value pointers, lengths.
+  // One copy: key pointers, value pointers, lengths.
   const size_t ptr_bytes = n * sizeof(const float*);
-  table_host.resize(2 * ptr_bytes + n * sizeof(int32_t));
-  std::memcpy(table_host.data(), t.keys.data(), ptr_bytes);
-  std::memcpy(table_host.data() + ptr_bytes, t.values.data(), ptr_bytes);
-  std::memcpy(table_host.data() + 2 * ptr_bytes, t.kv_lens.data(), n * sizeof(int32_t));
-  auto* tab = grow<unsigned char>(table, static_cast<int64_t>(table_host.size()), "table");
-  upload(tab, table_host.data(), table_host.size(), "copy attention table in");
+  std::memcpy(staged + in.keys, t.keys.data(), ptr_bytes);
+  std::memcpy(staged + in.values, t.values.data(), ptr_bytes);
+  std::memcpy(staged + in.lens, t.kv_lens.data(), n * sizeof(int32_t));
+  upload(uploaded + in.keys, staged + in.keys, in.bytes - in.keys, "copy attention table in");
+  staging->queued(static_cast<size_t>(layer), stream, "copy attention table in");
 
   const kernels::AttentionShape shape{cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
                                       cfg.sliding_window};
@@ -156,10 +116,89 @@ void GpuRouterStage::Impl::attention(int64_t layer, const StepLayout& layout, co
   const kc::DecodeAttentionWorkspace ws = kc::decode_attention_workspace(n, shape, splits);
   void* ws_ptr =
       ws.bytes > 0 ? grow<unsigned char>(attention_ws, ws.bytes, "attention workspace") : nullptr;
-  const kc::DecodeAttentionInputs in{qp, reinterpret_cast<const float* const*>(tab),
-                                     reinterpret_cast<const float* const*>(tab + ptr_bytes),
-                                     reinterpret_cast<const int32_t*>(tab + 2 * ptr_bytes), n};
-  kc::decode_attention(in, shape, splits, out, ws_ptr, ws.bytes, stream);
+  const kc::DecodeAttentionInputs inputs{
+      qp, reinterpret_cast<const float* const*>(uploaded + in.keys),
+      reinterpret_cast<const float* const*>(uploaded + in.values),
+      reinterpret_cast<const int32_t*>(uploaded + in.lens), n};
+  kc::decode_attention(inputs, shape, splits, out, ws_ptr, ws.bytes, stream);
+}
+
+DeviceRouting GpuRouterStage::Impl::attend_and_route(int64_t layer, const StepLayout& layout,
+                                                     float* h, GpuKvCache& cache,
+                                                     const ExpertBudget& budget) {
+  const int64_t n = layout.rows(), d = cfg.hidden_size, q_dim = cfg.num_heads * cfg.head_dim;
+  const DeviceLayer& lw = w->layers[layer];
+  const bool moe = cfg.layer_is_moe[layer];
+  const std::vector<uint8_t> allowed =
+      moe ? resident_mask(budget, cfg, layer) : std::vector<uint8_t>{};
+  ok(cudaSetDevice(device), "cudaSetDevice");
+  // The layer's small inputs: positions and mask now, the attention table after the appends.
+  const LayerInputs in = layer_inputs(n, allowed.size());
+  auto* uploaded = grow<unsigned char>(table, static_cast<int64_t>(in.bytes), "layer inputs");
+  unsigned char* staged = staging->fill(static_cast<size_t>(layer), in.bytes, "layer inputs");
+  std::memcpy(staged + in.positions, layout.positions.data(), n * sizeof(int32_t));
+  if (!allowed.empty()) std::memcpy(staged + in.allowed, allowed.data(), allowed.size());
+  upload(uploaded, staged, in.first_end, "copy positions and allowed experts in");
+  staging->queued(static_cast<size_t>(layer), stream, "copy positions and allowed experts in");
+
+  float* normed_rows = grow<float>(normed, n * d, "normed");
+  float* attn_out = grow<float>(attn, n * q_dim, "attention out");
+  float* projected = grow<float>(proj, n * d, "projection");
+  float* expert_rows = grow<float>(rows, n * d, "expert rows");
+  kc::rms_norm(h, lw.input_norm, n, d, cfg.rms_norm_eps, normed_rows, stream);
+  attention(layer, layout, normed_rows, cache, in, staged, uploaded, attn_out);
+  uint16_t* ab = grow<uint16_t>(a_bf16, n * std::max(d, q_dim), "bf16 rows");
+  kc::f32_to_bf16(attn_out, n * q_dim, ab, stream);
+  gemm(ab, lw.o, n, projected, "o projection");
+  kc::add_values(h, projected, n * d, stream);
+  kc::rms_norm(h, lw.post_attention_norm, n, d, cfg.rms_norm_eps, expert_rows, stream);
+  DeviceRouting r;
+  r.layer = layer;
+  r.rows = n;
+  if (!moe) {
+    mlp(lw.dense_mlp, expert_rows, n, projected);
+    kc::add_values(h, projected, n * d, stream);
+    return r;
+  }
+  const int64_t k = budget_top_k(budget, cfg, layer), e = cfg.num_experts;
+  float* logits_out = grow<float>(gate_logits, n * e, "gate logits");
+  int32_t* ids = grow<int32_t>(experts, n * k, "expert ids");
+  float* gate_weights = grow<float>(weights, n * k, "expert weights");
+  kc::gate_matmul(expert_rows, n, {kernels::WeightType::f32, lw.router_gate, e, d}, logits_out,
+                  stream);
+  kc::route_top_k(
+      logits_out, n, static_cast<int>(e), static_cast<int>(k), cfg.norm_topk_prob, ids,
+      gate_weights, stream,
+      allowed.empty() ? nullptr : reinterpret_cast<const uint8_t*>(uploaded + in.allowed));
+  r.top_k = k;
+  r.expert_rows = expert_rows;
+  r.experts = ids;
+  r.weights = gate_weights;
+  return r;
+}
+
+void GpuRouterStage::Impl::combine(int64_t layer, int64_t n, const float* expert_rows,
+                                   const float* routed, float* h) {
+  const int64_t d = cfg.hidden_size;
+  const DeviceLayer& lw = w->layers[layer];
+  ok(cudaSetDevice(device), "cudaSetDevice");
+  kc::add_values(h, routed, n * d, stream);
+  if (lw.shared_expert.empty()) return;
+  float* out = grow<float>(normed, n * d, "shared expert out");
+  mlp(lw.shared_expert, expert_rows, n, out);
+  kc::gated_add_rows(h, out, expert_rows, lw.shared_expert_gate, n, d, stream);
+}
+
+void GpuRouterStage::Impl::logits_of(const float* src, int64_t n, float* out) {
+  const int64_t d = cfg.hidden_size, vocab = w->lm_head.rows;
+  float* normed_rows = grow<float>(normed, n * d, "normed");
+  uint16_t* ab = grow<uint16_t>(a_bf16, n * d, "bf16 rows");
+  float* lg = grow<float>(logits, n * vocab, "logits");
+  kc::rms_norm(src, w->final_norm, n, d, cfg.rms_norm_eps, normed_rows, stream);
+  kc::f32_to_bf16(normed_rows, n * d, ab, stream);
+  gemm(ab, w->lm_head, n, lg, "lm_head");
+  download(out, lg, n * vocab * sizeof(float), "copy logits out");
+  wait("logits");
 }
 
 GpuRouterStage::GpuRouterStage(const ModelConfig& cfg, const RouterWeights& weights, int device) {
@@ -183,6 +222,7 @@ GpuRouterStage::GpuRouterStage(const ModelConfig& cfg, const RouterWeights& weig
     throw Error(m->who + ": " + e.what());
   }
   m->w = std::make_unique<DeviceRouterWeights>(cfg, weights, m->who);
+  m->staging = std::make_unique<PinnedStaging>(static_cast<size_t>(cfg.num_layers) + 1, m->who);
   int64_t bytes = m->w->lm_head.bytes();
   for (const DeviceLayer& l : m->w->layers) {
     bytes += l.q.bytes() + l.k.bytes() + l.v.bytes() + l.o.bytes();
@@ -199,6 +239,10 @@ int GpuRouterStage::device() const {
   return impl_->device;
 }
 
+CUstream_st* GpuRouterStage::stream() const {
+  return impl_->stream;
+}
+
 int64_t GpuRouterStage::bytes_per_step() const {
   return impl_->bytes_per_step;
 }
@@ -207,181 +251,72 @@ int64_t GpuRouterStage::weight_bytes() const {
   return impl_->w->allocated_bytes();
 }
 
-namespace {
+// ---- device-resident forms ----
 
-// Runs `body`, turning a kernel's std::invalid_argument / std::runtime_error into moeflow::Error
-// with the stage, the call and its size. `context` is called only on failure, so the hot path
-// builds no strings.
-template <class C, class F>
-auto with_context(C&& context, F&& body) {
-  try {
-    return body();
-  } catch (const Error& e) {
-    throw Error(context() + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw Error(context() + ": " + e.what());
-  }
-}
-
-}  // namespace
-
-void GpuRouterStage::embed(const int32_t* tokens, int64_t n, float* hidden) {
+void GpuRouterStage::embed_device(const int32_t* tokens, int64_t n, float* hidden) {
   Impl& m = *impl_;
-  const int64_t d = m.cfg.hidden_size;
-  for (int64_t i = 0; i < n; ++i)
-    if (tokens[i] < 0 || tokens[i] >= m.cfg.vocab_size)
-      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (size " +
-                  std::to_string(m.cfg.vocab_size) + ")");
+  m.check_tokens(tokens, n);
   if (n <= 0) return;
+  if (!hidden) throw Error(m.who + ": embed of " + std::to_string(n) + " tokens into null");
   with_context([&] { return m.who + ": embed " + std::to_string(n) + " tokens"; },
-               [&] {
-                 m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-                 int32_t* t = m.grow<int32_t>(m.tokens, n, "tokens");
-                 float* h = m.grow<float>(m.hidden, n * d, "hidden");
-                 m.upload(t, tokens, n * sizeof(int32_t), "copy tokens in");
-                 kc::embed_rows_bf16(m.w->embed.data, m.w->embed.rows, d, t, n, h, m.stream);
-                 m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-                 m.wait("embed");
-               });
+               [&] { m.embed(tokens, n, hidden); });
 }
 
-TokenBatch GpuRouterStage::attend_and_route(int64_t layer, const StepLayout& layout, float* hidden,
-                                            GpuKvCache& cache, const ExpertBudget& budget) {
+DeviceRouting GpuRouterStage::attend_and_route_device(int64_t layer, const StepLayout& layout,
+                                                      float* hidden, GpuKvCache& cache,
+                                                      const ExpertBudget& budget) {
   Impl& m = *impl_;
-  const ModelConfig& cfg = m.cfg;
-  const int64_t n = layout.rows(), d = cfg.hidden_size;
-  if (layer < 0 || layer >= cfg.num_layers)
-    throw Error(m.who + ": layer " + std::to_string(layer) + " of " +
-                std::to_string(cfg.num_layers));
-  if (cache.device() != m.device || cache.num_layers() != cfg.num_layers ||
-      cache.kv_dim() != cfg.num_kv_heads * cfg.head_dim)
-    throw Error(m.who + ": a kv cache on cuda:" + std::to_string(cache.device()) + " with " +
-                std::to_string(cache.num_layers()) + " layers of width " +
-                std::to_string(cache.kv_dim()) + " (the model has " +
-                std::to_string(cfg.num_layers) + " of width " +
-                std::to_string(cfg.num_kv_heads * cfg.head_dim) + ")");
-  check_step_layout(layout);
-  TokenBatch batch;
-  batch.layer = layer;
-  batch.hidden_size = d;
-  if (n == 0) return batch;
-  const DeviceLayer& lw = m.w->layers[layer];
-  const auto context = [&] {
-    return m.who + ": layer " + std::to_string(layer) + ", " + std::to_string(n) + " rows";
-  };
-  return with_context(context, [&] {
-    m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-    float* h = m.grow<float>(m.hidden, n * d, "hidden");
-    float* normed = m.grow<float>(m.normed, n * d, "normed");
-    float* attn = m.grow<float>(m.attn, n * cfg.num_heads * cfg.head_dim, "attention out");
-    float* proj = m.grow<float>(m.proj, n * d, "projection");
-    float* rows = m.grow<float>(m.rows, n * d, "expert rows");
-    m.upload(h, hidden, n * d * sizeof(float), "copy hidden in");
-    kc::rms_norm(h, lw.input_norm, n, d, cfg.rms_norm_eps, normed, m.stream);
-    m.attention(layer, layout, normed, cache, attn);
-    uint16_t* ab =
-        m.grow<uint16_t>(m.a_bf16, n * std::max(d, cfg.num_heads * cfg.head_dim), "bf16 rows");
-    kc::f32_to_bf16(attn, n * cfg.num_heads * cfg.head_dim, ab, m.stream);
-    m.gemm(ab, lw.o, n, proj, "o projection");
-    kc::add_values(h, proj, n * d, m.stream);
-    kc::rms_norm(h, lw.post_attention_norm, n, d, cfg.rms_norm_eps, rows, m.stream);
-    if (!cfg.layer_is_moe[layer]) {
-      m.mlp(lw.dense_mlp, rows, n, proj);
-      kc::add_values(h, proj, n * d, m.stream);
-      m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-      m.wait("dense layer");
-      return batch;
-    }
-    const int64_t k = budget_top_k(budget, cfg, layer);
-    const std::vector<uint8_t> allowed = resident_mask(budget, cfg, layer);
-    const int64_t e = cfg.num_experts;
-    float* logits = m.grow<float>(m.gate_logits, n * e, "gate logits");
-    int32_t* experts = m.grow<int32_t>(m.experts, n * k, "expert ids");
-    float* weights = m.grow<float>(m.weights, n * k, "expert weights");
-    uint8_t* allowed_dev = nullptr;
-    if (!allowed.empty()) {
-      allowed_dev = m.grow<uint8_t>(m.allowed, e, "allowed experts");
-      m.upload(allowed_dev, allowed.data(), e, "copy allowed experts in");
-    }
-    kc::gate_matmul(rows, n, {kernels::WeightType::f32, lw.router_gate, e, d}, logits, m.stream);
-    kc::route_top_k(logits, n, static_cast<int>(e), static_cast<int>(k), cfg.norm_topk_prob,
-                    experts, weights, m.stream, allowed_dev);
-    batch.top_k = k;
-    batch.seq_ids = layout.row_seq_ids;
-    batch.positions = layout.positions;
-    batch.rows.resize(n * d);
-    batch.experts.resize(n * k);
-    batch.weights.resize(n * k);
-    m.download(batch.rows.data(), rows, n * d * sizeof(float), "copy expert rows out");
-    m.download(batch.experts.data(), experts, n * k * sizeof(int32_t), "copy expert ids out");
-    m.download(batch.weights.data(), weights, n * k * sizeof(float), "copy expert weights out");
-    m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-    m.wait("moe layer");
-    return batch;
-  });
+  m.check_layer(layer, layout, cache);
+  const int64_t n = layout.rows();
+  if (n == 0) return DeviceRouting{layer, 0, 0, nullptr, nullptr, nullptr};
+  if (!hidden)
+    throw Error(m.who + ": layer " + std::to_string(layer) + ": null hidden for " +
+                std::to_string(n) + " rows");
+  return with_context(
+      [&] {
+        return m.who + ": layer " + std::to_string(layer) + ", " + std::to_string(n) + " rows";
+      },
+      [&] { return m.attend_and_route(layer, layout, hidden, cache, budget); });
 }
 
-void GpuRouterStage::combine(const TokenBatch& batch, const float* routed, float* hidden) {
+void GpuRouterStage::combine_device(const DeviceRouting& routing, const float* routed,
+                                    float* hidden) {
   Impl& m = *impl_;
-  const int64_t n = batch.size(), d = m.cfg.hidden_size;
-  if (batch.layer < 0 || batch.layer >= m.cfg.num_layers || batch.hidden_size != d)
-    throw Error(m.who + ": combine of a batch for layer " + std::to_string(batch.layer) +
-                ", hidden size " + std::to_string(batch.hidden_size));
-  if (n == 0) return;
-  const DeviceLayer& lw = m.w->layers[batch.layer];
-  const bool shared = !lw.shared_expert.empty();
-  if (shared && static_cast<int64_t>(batch.rows.size()) != n * d)
-    throw Error(m.who + ": combine of layer " + std::to_string(batch.layer) + ": " +
-                std::to_string(batch.rows.size()) + " row values for " + std::to_string(n) +
-                " rows of " + std::to_string(d));
+  check_device_routing(routing, m.cfg, m.who + ": combine");
+  if (routing.rows == 0) return;
+  if (!routed || !hidden)
+    throw Error(m.who + ": combine of layer " + std::to_string(routing.layer) + ": null " +
+                (routed ? "hidden" : "routed rows"));
   with_context(
       [&] {
-        return m.who + ": combine layer " + std::to_string(batch.layer) + ", " + std::to_string(n) +
-               " rows";
+        return m.who + ": combine layer " + std::to_string(routing.layer) + ", " +
+               std::to_string(routing.rows) + " rows";
       },
-      [&] {
-        m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-        float* h = m.grow<float>(m.hidden, n * d, "hidden");
-        float* r = m.grow<float>(m.proj, n * d, "routed");
-        m.upload(h, hidden, n * d * sizeof(float), "copy hidden in");
-        m.upload(r, routed, n * d * sizeof(float), "copy routed in");
-        kc::add_values(h, r, n * d, m.stream);
-        if (shared) {
-          float* rows = m.grow<float>(m.rows, n * d, "expert rows");
-          float* out = m.grow<float>(m.normed, n * d, "shared expert out");
-          m.upload(rows, batch.rows.data(), n * d * sizeof(float), "copy rows in");
-          m.mlp(lw.shared_expert, rows, n, out);
-          kc::gated_add_rows(h, out, rows, lw.shared_expert_gate, n, d, m.stream);
-        }
-        m.download(hidden, h, n * d * sizeof(float), "copy hidden out");
-        m.wait("combine");
-      });
+      [&] { m.combine(routing.layer, routing.rows, routing.expert_rows, routed, hidden); });
 }
 
-void GpuRouterStage::logits(const float* hidden, const std::vector<int64_t>& rows, float* out) {
+void GpuRouterStage::logits_device(const float* hidden, int64_t n, const std::vector<int64_t>& rows,
+                                   float* out) {
   Impl& m = *impl_;
-  const int64_t d = m.cfg.hidden_size, n = static_cast<int64_t>(rows.size());
-  const int64_t vocab = m.w->lm_head.rows;
-  if (n == 0) return;
-  std::vector<float> picked(n * d);  // the chosen rows, packed for one copy
-  for (int64_t i = 0; i < n; ++i) {
-    if (rows[i] < 0) throw Error(m.who + ": logits of row " + std::to_string(rows[i]));
-    std::copy(hidden + rows[i] * d, hidden + (rows[i] + 1) * d, picked.data() + i * d);
-  }
-  with_context([&] { return m.who + ": logits of " + std::to_string(n) + " rows"; },
-               [&] {
-                 m.ok(cudaSetDevice(m.device), "cudaSetDevice");
-                 float* h = m.grow<float>(m.hidden, n * d, "hidden");
-                 float* normed = m.grow<float>(m.normed, n * d, "normed");
-                 uint16_t* ab = m.grow<uint16_t>(m.a_bf16, n * d, "bf16 rows");
-                 float* lg = m.grow<float>(m.logits, n * vocab, "logits");
-                 m.upload(h, picked.data(), n * d * sizeof(float), "copy rows in");
-                 kc::rms_norm(h, m.w->final_norm, n, d, m.cfg.rms_norm_eps, normed, m.stream);
-                 kc::f32_to_bf16(normed, n * d, ab, m.stream);
-                 m.gemm(ab, m.w->lm_head, n, lg, "lm_head");
-                 m.download(out, lg, n * vocab * sizeof(float), "copy logits out");
-                 m.wait("logits");
-               });
+  const std::vector<RowRun> runs = row_runs(rows, n, m.who + ": logits");
+  const int64_t picked = static_cast<int64_t>(rows.size()), d = m.cfg.hidden_size;
+  if (picked == 0) return;
+  if (!hidden || !out) throw Error(m.who + ": logits of " + std::to_string(picked) + " rows: null");
+  with_context(
+      [&] { return m.who + ": logits of " + std::to_string(picked) + " rows"; },
+      [&] {
+        m.ok(cudaSetDevice(m.device), "cudaSetDevice");
+        const float* src = hidden;
+        if (!is_identity(runs, n)) {  // pack the wanted rows: one copy per run
+          float* p = m.grow<float>(m.picked, picked * d, "logits rows");
+          for (const RowRun& r : runs)
+            m.ok(cudaMemcpyAsync(p + r.target * d, hidden + r.source * d,
+                                 r.count * d * sizeof(float), cudaMemcpyDeviceToDevice, m.stream),
+                 "pack logits rows");
+          src = p;
+        }
+        m.logits_of(src, picked, out);
+      });
 }
 
 #else  // built without CUDA: the constructor always refuses.
@@ -394,6 +329,22 @@ GpuRouterStage::GpuRouterStage(const ModelConfig&, const RouterWeights&, int dev
 GpuRouterStage::~GpuRouterStage() = default;
 int GpuRouterStage::device() const {
   return -1;
+}
+CUstream_st* GpuRouterStage::stream() const {
+  return nullptr;
+}
+void GpuRouterStage::embed_device(const int32_t*, int64_t, float*) {
+  throw Error("GPU router stage: built without CUDA");
+}
+DeviceRouting GpuRouterStage::attend_and_route_device(int64_t, const StepLayout&, float*,
+                                                      GpuKvCache&, const ExpertBudget&) {
+  throw Error("GPU router stage: built without CUDA");
+}
+void GpuRouterStage::combine_device(const DeviceRouting&, const float*, float*) {
+  throw Error("GPU router stage: built without CUDA");
+}
+void GpuRouterStage::logits_device(const float*, int64_t, const std::vector<int64_t>&, float*) {
+  throw Error("GPU router stage: built without CUDA");
 }
 void GpuRouterStage::embed(const int32_t*, int64_t, float*) {
   throw Error("GPU router stage: built without CUDA");

@@ -8,23 +8,31 @@
 // o GEMM and residual, the post-attention norm, then the dense MLP or gate_matmul + route_top_k.
 // GEMMs are cuBLAS's (loaded at run time); everything runs on one stream the stage owns.
 //
-// `hidden`, `routed` and `out` are HOST pointers, as the router actor passes them today: each
-// call copies hidden in, works, copies it (and the batch / logits) out and waits. That costs two
-// [n, hidden] fp32 transfers per call. The next step is a device-resident hidden state: hidden
-// kept on the device across layers (an overload taking device pointers, or a handle owned by the
-// stage per step), the TokenBatch's rows handed to a GPU expert stage on the same device without
-// the round trip, and combine reading the routed outputs from device memory; the host then only
-// sees token ids in and logits out.
+// Two forms of each operation:
+// - device-resident (`embed_device`, `attend_and_route_device`, `combine_device`,
+//   `logits_device`): the hidden state is a DEVICE pointer the caller keeps across layers, the
+//   routing stays in device memory the stage owns (DeviceRouting) for a GPU expert stage on the
+//   same device (model/gpu_engine_step.h chains them); they queue work on the stage's stream and
+//   return without waiting, except logits_device, which copies the logits out. Small per-call
+//   inputs (tokens, positions, the attention table, the budget's mask) go through page-locked
+//   staging, one slot per layer, so queuing them never waits for the stream.
+// - host (`embed`, `attend_and_route`, `combine`, `logits`), as the router actor passes them:
+//   thin wrappers that copy hidden (and the batch) in, run the device form and copy out, waiting
+//   for the stream before they return.
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "model/device_step.h"
 #include "model/expert_budget.h"
 #include "model/gpu_kv_cache.h"
 #include "model/model_config.h"
 #include "model/router_stage.h"
 #include "model/token_batch.h"
 #include "model/weights.h"
+
+// cudaStream_t's pointee, declared so that the stream can be named without the CUDA headers.
+struct CUstream_st;
 
 namespace moeflow {
 
@@ -40,6 +48,32 @@ class GpuRouterStage {
   GpuRouterStage& operator=(const GpuRouterStage&) = delete;
 
   int device() const;
+  // The stream every operation queues on (null in a build without CUDA). Work on other streams
+  // that reads this stage's outputs must be ordered after it, and this stream after that work
+  // (GpuExpertStage::run_device_routed does both with events).
+  CUstream_st* stream() const;
+
+  // --- device-resident: `hidden` is [rows, hidden_size] fp32 in this device's memory ---
+
+  // hidden[n, d] = embedding rows of the tokens (host ids, checked < vocab_size). Asynchronous.
+  void embed_device(const int32_t* tokens, int64_t n, float* hidden);
+
+  // attend_and_route on device memory: attention (appending to `cache`) and residual into
+  // `hidden`; a dense layer's MLP too (the routing's top_k is then 0); an MoE layer's routing
+  // (normed rows, expert ids, weights) into buffers of this stage, valid until its next
+  // attend_and_route(_device). Asynchronous; arguments are checked first, as attend_and_route's.
+  DeviceRouting attend_and_route_device(int64_t layer, const StepLayout& layout, float* hidden,
+                                        GpuKvCache& cache, const ExpertBudget& budget = {});
+
+  // hidden += routed ([routing.rows, d], device) + the shared expert over routing.expert_rows.
+  // Asynchronous.
+  void combine_device(const DeviceRouting& routing, const float* routed, float* hidden);
+
+  // out[i, vocab] (HOST) for rows[i] of hidden ([n, d], device) after the final norm: the one
+  // copy out of a step, and the one wait for the stream. Rows outside [0, n) are refused.
+  void logits_device(const float* hidden, int64_t n, const std::vector<int64_t>& rows, float* out);
+
+  // --- host pointers: copy in, the device form, copy out, wait ---
 
   // hidden[n, d] (host) = embedding rows of the tokens (ids must be < vocab_size).
   void embed(const int32_t* tokens, int64_t n, float* hidden);

@@ -51,6 +51,11 @@ class RouterModel {
   void logits(const float* hidden, const std::vector<int64_t>& rows, float* out);
   int64_t bytes_per_step() const;
 
+  // The GPU stage and its cache on a cuda:N model (null on the CPU), for the Engine's
+  // device-resident step (model/gpu_engine_step.h), which calls their device-pointer forms.
+  GpuRouterStage* gpu_stage() const { return gpu_stage_.get(); }
+  GpuKvCache* gpu_cache() const { return gpu_cache_.get(); }
+
  private:
   RouterModel(const std::filesystem::path& dir, const std::string& dtype,
               const LoadProgress& progress, int cuda_device);

@@ -115,13 +115,17 @@ SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sani
 if [[ -n "$SANITIZER" ]]; then
   for tool in memcheck racecheck synccheck; do
     limit=$(budget_for "compute-sanitizer $tool" 120) || continue
+    # memcheck also walks the device-resident Engine step (staged uploads, the attention table,
+    # buffers shared across two streams); racecheck and synccheck look inside kernels only.
+    sanitized='Cuda*:GpuExpertStage*'
+    [[ "$tool" == memcheck ]] && sanitized="$sanitized:GpuEngineStep*"
     if [[ -n "${B:-}" ]]; then
       LD_LIBRARY_PATH="${system_first:-$B/lib:$cuda_libs}" timeout "$limit" "$SANITIZER" \
-        --tool "$tool" --error-exitcode 3 "$B/moeflow_tests" --gtest_filter='Cuda*:GpuExpertStage*' \
+        --tool "$tool" --error-exitcode 3 "$B/moeflow_tests" --gtest_filter="$sanitized" \
         > "$LOGS/sanitizer_$tool.log" 2>&1
     else
       timeout "$limit" "$SANITIZER" --tool "$tool" --error-exitcode 3 "$BUILD/moeflow_tests" \
-        --gtest_filter='Cuda*:GpuExpertStage*' > "$LOGS/sanitizer_$tool.log" 2>&1
+        --gtest_filter="$sanitized" > "$LOGS/sanitizer_$tool.log" 2>&1
     fi || { echo "gpu_check: $tool reported errors, could not run or ran out of time"; status=1; }
     tail -3 "$LOGS/sanitizer_$tool.log"
   done
