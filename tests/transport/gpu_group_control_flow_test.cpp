@@ -23,7 +23,7 @@ using test_util::FakeRankFactory;
 
 const auto quiet = [](const std::string&) {};
 
-struct Flow : ::testing::Test {
+struct GpuGroupFlow : ::testing::Test {
   test_util::ManualClock clock;
   test_util::CountingIds ids;
   GpuGroupController controller{ids.fn(), clock.fn(), {}, quiet};
@@ -31,7 +31,7 @@ struct Flow : ::testing::Test {
   FakeRankFactory factory{events};
   std::map<std::string, std::unique_ptr<GpuGroupParticipant>> nodes;
 
-  Flow() {
+  GpuGroupFlow() {
     for (const char* name : {"router", "experts-a", "experts-b"})
       nodes[name] = std::make_unique<GpuGroupParticipant>(name, factory, quiet);
   }
@@ -74,7 +74,7 @@ struct Flow : ::testing::Test {
   }
 };
 
-TEST_F(Flow, ThreeMembersOnTwoNodesForm) {
+TEST_F(GpuGroupFlow, ThreeMembersOnTwoNodesForm) {
   deliver(controller.apply_graph(test_util::three_members_graph()));
   EXPECT_EQ(events, (EventList{"start g1 rank 0 cuda:0", "start g1 rank 1 cuda:0",
                                "start g1 rank 2 cuda:1"}));
@@ -86,7 +86,7 @@ TEST_F(Flow, ThreeMembersOnTwoNodesForm) {
   EXPECT_EQ(nodes["experts-b"]->state(), GpuGroupState::none);  // never a member
 }
 
-TEST_F(Flow, AFailingDeviceIsNamedByTheController) {
+TEST_F(GpuGroupFlow, AFailingDeviceIsNamedByTheController) {
   deliver(controller.apply_graph(test_util::three_members_graph()));
   finish_forming("experts-a", 1);
   EXPECT_EQ(controller.state(), GpuGroupState::failed);
@@ -96,7 +96,7 @@ TEST_F(Flow, AFailingDeviceIsNamedByTheController) {
   EXPECT_EQ(nodes["experts-a"]->rank_on(0), nullptr);  // aborted with the failed generation
 }
 
-TEST_F(Flow, ANodeLostAfterFormingReformsWithoutItAbortingFirst) {
+TEST_F(GpuGroupFlow, ANodeLostAfterFormingReformsWithoutItAbortingFirst) {
   deliver(controller.apply_graph(test_util::four_members_graph()));
   finish_forming();
   ASSERT_TRUE(controller.gpu_data_plane());

@@ -24,7 +24,7 @@ GpuDeviceOutcome formed(int32_t device) {
   return {device, ""};
 }
 
-struct ControllerTest : ::testing::Test {
+struct GpuGroupControllerTest : ::testing::Test {
   ManualClock clock;
   CountingIds ids;
   std::vector<std::string> log;
@@ -55,7 +55,7 @@ struct ControllerTest : ::testing::Test {
   }
 };
 
-TEST_F(ControllerTest, FormsThreeMembersOnTwoNodes) {
+TEST_F(GpuGroupControllerTest, FormsThreeMembersOnTwoNodes) {
   EXPECT_EQ(controller.state(), GpuGroupState::none);
   EXPECT_EQ(controller.status().generation, 0u);
   const GpuGroupCommand cmd = controller.apply_graph(three_members_graph());
@@ -88,7 +88,7 @@ TEST_F(ControllerTest, FormsThreeMembersOnTwoNodes) {
   EXPECT_TRUE(logged({"generation 1 formed: 3 ranks on 2 nodes"})) << log_text();
 }
 
-TEST_F(ControllerTest, ADeviceThatFailsFailsTheGenerationAndIsNamed) {
+TEST_F(GpuGroupControllerTest, ADeviceThatFailsFailsTheGenerationAndIsNamed) {
   controller.apply_graph(three_members_graph());
   controller.answer({1, "router", {formed(0)}});
   controller.answer({1,
@@ -116,7 +116,7 @@ TEST_F(ControllerTest, ADeviceThatFailsFailsTheGenerationAndIsNamed) {
       << second.failure();
 }
 
-TEST_F(ControllerTest, IgnoresOldGenerationsUnknownNodesAndDevicesAndNamesThem) {
+TEST_F(GpuGroupControllerTest, IgnoresOldGenerationsUnknownNodesAndDevicesAndNamesThem) {
   controller.apply_graph(three_members_graph());
   ASSERT_TRUE(controller.apply_graph(four_members_graph()).announce);  // generation 2
   controller.answer({1, "router", {formed(0)}});
@@ -141,7 +141,7 @@ TEST_F(ControllerTest, IgnoresOldGenerationsUnknownNodesAndDevicesAndNamesThem) 
   EXPECT_EQ(controller.state(), GpuGroupState::formed);
 }
 
-TEST_F(ControllerTest, ANodeLostWhileFormingGivesTheNextGenerationWithoutItsRanks) {
+TEST_F(GpuGroupControllerTest, ANodeLostWhileFormingGivesTheNextGenerationWithoutItsRanks) {
   const GpuGroup first = *controller.apply_graph(four_members_graph()).announce;
   controller.answer({1, "router", {formed(0)}});
   const GpuGroupCommand cmd = controller.node_down("experts-b");
@@ -161,7 +161,7 @@ TEST_F(ControllerTest, ANodeLostWhileFormingGivesTheNextGenerationWithoutItsRank
   EXPECT_FALSE(controller.node_down("experts-b").announce);
 }
 
-TEST_F(ControllerTest, ANodeLostAfterFormingAndBackAgain) {
+TEST_F(GpuGroupControllerTest, ANodeLostAfterFormingAndBackAgain) {
   ASSERT_TRUE(controller.apply_graph(four_members_graph()).announce);
   controller.answer({1, "router", {formed(0)}});
   controller.answer({1, "experts-a", {formed(0), formed(1)}});
@@ -182,7 +182,7 @@ TEST_F(ControllerTest, ANodeLostAfterFormingAndBackAgain) {
   EXPECT_FALSE(controller.node_up("experts-a").announce);  // not down any more
 }
 
-TEST_F(ControllerTest, ANodeWithoutRanksGoingDownChangesNothing) {
+TEST_F(GpuGroupControllerTest, ANodeWithoutRanksGoingDownChangesNothing) {
   form_three();
   const GpuGroupCommand cmd = controller.node_down("experts-b");  // CPU shards only
   EXPECT_FALSE(cmd.announce);
@@ -194,7 +194,7 @@ TEST_F(ControllerTest, ANodeWithoutRanksGoingDownChangesNothing) {
   EXPECT_FALSE(controller.node_up("experts-b").announce);
 }
 
-TEST_F(ControllerTest, TheFormingDeadlineFailsTheGeneration) {
+TEST_F(GpuGroupControllerTest, TheFormingDeadlineFailsTheGeneration) {
   controller.apply_graph(three_members_graph());
   controller.answer({1, "router", {formed(0)}});
   clock.now += 59999ms;
@@ -225,7 +225,7 @@ TEST_F(ControllerTest, TheFormingDeadlineFailsTheGeneration) {
   EXPECT_EQ(controller.state(), GpuGroupState::formed);
 }
 
-TEST_F(ControllerTest, AReloadThatChangesNoMemberKeepsTheGeneration) {
+TEST_F(GpuGroupControllerTest, AReloadThatChangesNoMemberKeepsTheGeneration) {
   form_three();
   // A second shard on a GPU that is a member already: same members.
   const GpuGroupCommand same = controller.apply_graph(
@@ -241,7 +241,7 @@ TEST_F(ControllerTest, AReloadThatChangesNoMemberKeepsTheGeneration) {
   EXPECT_EQ(added.announce->members.back(), (GpuGroupMember{"experts-b", 0}));
 }
 
-TEST_F(ControllerTest, FewerThanTwoMembersSendNothingAndEndTheGroup) {
+TEST_F(GpuGroupControllerTest, FewerThanTwoMembersSendNothingAndEndTheGroup) {
   const std::string one_gpu = "[model]\npath = \"m\"\n" +
                               test_util::graph_node("router", 7000, true) +
                               test_util::graph_node("experts-a", 7010) +
@@ -273,7 +273,7 @@ TEST_F(ControllerTest, FewerThanTwoMembersSendNothingAndEndTheGroup) {
   EXPECT_EQ(controller.state(), GpuGroupState::none);
 }
 
-TEST_F(ControllerTest, AFailedGenerationIsRetriedByTheNextGraph) {
+TEST_F(GpuGroupControllerTest, AFailedGenerationIsRetriedByTheNextGraph) {
   ids.fail = true;
   const GpuGroupCommand cmd = controller.apply_graph(three_members_graph());
   EXPECT_FALSE(cmd.announce);
@@ -290,7 +290,7 @@ TEST_F(ControllerTest, AFailedGenerationIsRetriedByTheNextGraph) {
   EXPECT_EQ(controller.failure(), "");
 }
 
-TEST_F(ControllerTest, AGraphWhoseGpusCannotFormAGroupIsRefused) {
+TEST_F(GpuGroupControllerTest, AGraphWhoseGpusCannotFormAGroupIsRefused) {
   std::string text = "[model]\npath = \"m\"\n" + test_util::graph_node("box", 7000, true);
   for (uint32_t d = 0; d <= kMaxGpuGroupNodeDevices; ++d)
     text += test_util::graph_shard("s" + std::to_string(d), "box", std::to_string(d),

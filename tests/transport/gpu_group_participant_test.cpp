@@ -27,7 +27,7 @@ GpuGroup group_of(uint64_t generation, std::vector<GpuGroupMember> members = {
   return g;
 }
 
-struct ParticipantTest : ::testing::Test {
+struct GpuGroupParticipantTest : ::testing::Test {
   EventList events;
   FakeRankFactory factory{events};
   std::vector<std::string> log;
@@ -46,7 +46,7 @@ struct ParticipantTest : ::testing::Test {
   }
 };
 
-TEST_F(ParticipantTest, FormsEachLocalRankAndAnswersOnceAllFormed) {
+TEST_F(GpuGroupParticipantTest, FormsEachLocalRankAndAnswersOnceAllFormed) {
   EXPECT_FALSE(node.on_group(group_of(1)));
   EXPECT_EQ(events, (EventList{"start g1 rank 1 cuda:0", "start g1 rank 2 cuda:1"}));
   EXPECT_EQ(node.state(), GpuGroupState::forming);
@@ -66,7 +66,7 @@ TEST_F(ParticipantTest, FormsEachLocalRankAndAnswersOnceAllFormed) {
   EXPECT_TRUE(logged("every rank of experts-a formed"));
 }
 
-TEST_F(ParticipantTest, AFailingRankIsAnsweredAtOnceAndTheOthersAreAborted) {
+TEST_F(GpuGroupParticipantTest, AFailingRankIsAnsweredAtOnceAndTheOthersAreAborted) {
   node.on_group(group_of(1));
   EXPECT_FALSE(form(1, 1, 0));
   const auto answer = node.rank_failed(1, 2, "NCCL rank 2 of 3 on cuda:1: timed out");
@@ -80,7 +80,7 @@ TEST_F(ParticipantTest, AFailingRankIsAnsweredAtOnceAndTheOthersAreAborted) {
   EXPECT_TRUE(logged("failed experts-a cuda:1 (rank 2 of 3, generation 1)"));
 }
 
-TEST_F(ParticipantTest, RanksStillFormingWhenOneFailsAreReportedAndDroppedLater) {
+TEST_F(GpuGroupParticipantTest, RanksStillFormingWhenOneFailsAreReportedAndDroppedLater) {
   node.on_group(group_of(1));
   const auto answer = node.rank_failed(1, 1, "out of memory");
   ASSERT_TRUE(answer);
@@ -101,7 +101,7 @@ TEST_F(ParticipantTest, RanksStillFormingWhenOneFailsAreReportedAndDroppedLater)
   EXPECT_EQ(quiet->devices[0].failure, "forming failed (no reason given)");
 }
 
-TEST_F(ParticipantTest, OlderAndRepeatedGenerationsAreIgnored) {
+TEST_F(GpuGroupParticipantTest, OlderAndRepeatedGenerationsAreIgnored) {
   node.on_group(group_of(2));
   EXPECT_FALSE(node.on_group(group_of(1)));
   EXPECT_FALSE(node.on_group(group_of(2)));
@@ -110,7 +110,7 @@ TEST_F(ParticipantTest, OlderAndRepeatedGenerationsAreIgnored) {
   EXPECT_TRUE(logged("gpu_group generation 1 ignored: generation 2 was seen already"));
 }
 
-TEST_F(ParticipantTest, ANewGenerationAbortsTheOldCommunicatorsBeforeFormingItsOwn) {
+TEST_F(GpuGroupParticipantTest, ANewGenerationAbortsTheOldCommunicatorsBeforeFormingItsOwn) {
   node.on_group(group_of(1));
   form(1, 1, 0);
   ASSERT_TRUE(form(1, 2, 1));
@@ -126,7 +126,7 @@ TEST_F(ParticipantTest, ANewGenerationAbortsTheOldCommunicatorsBeforeFormingItsO
              "generation 2"));
 }
 
-TEST_F(ParticipantTest, ALateResultOfAnOlderGenerationIsAbortedNotKept) {
+TEST_F(GpuGroupParticipantTest, ALateResultOfAnOlderGenerationIsAbortedNotKept) {
   node.on_group(group_of(1));
   node.on_group(group_of(2));
   EXPECT_FALSE(form(1, 1, 0));
@@ -138,7 +138,7 @@ TEST_F(ParticipantTest, ALateResultOfAnOlderGenerationIsAbortedNotKept) {
   EXPECT_EQ(node.state(), GpuGroupState::formed);
 }
 
-TEST_F(ParticipantTest, AGroupWithoutThisNodeEndsItsRanks) {
+TEST_F(GpuGroupParticipantTest, AGroupWithoutThisNodeEndsItsRanks) {
   node.on_group(group_of(1));
   form(1, 1, 0);
   form(1, 2, 1);
@@ -153,7 +153,7 @@ TEST_F(ParticipantTest, AGroupWithoutThisNodeEndsItsRanks) {
   EXPECT_TRUE(logged("dropped: experts-a does not wait for that rank"));
 }
 
-TEST_F(ParticipantTest, ARankThatCannotStartFailsAtOnce) {
+TEST_F(GpuGroupParticipantTest, ARankThatCannotStartFailsAtOnce) {
   factory.fail_start = true;
   const auto answer = node.on_group(group_of(1));
   ASSERT_TRUE(answer);
@@ -164,7 +164,7 @@ TEST_F(ParticipantTest, ARankThatCannotStartFailsAtOnce) {
   EXPECT_TRUE(factory.started.empty());
 }
 
-TEST_F(ParticipantTest, EndingTheGroupAbortsEveryRank) {
+TEST_F(GpuGroupParticipantTest, EndingTheGroupAbortsEveryRank) {
   node.on_group(group_of(1));
   form(1, 1, 0);
   form(1, 2, 1);
@@ -176,7 +176,7 @@ TEST_F(ParticipantTest, EndingTheGroupAbortsEveryRank) {
   EXPECT_FALSE(node.on_group(group_of(1)));
 }
 
-TEST_F(ParticipantTest, TheDestructorAbortsWhatIsHeld) {
+TEST_F(GpuGroupParticipantTest, TheDestructorAbortsWhatIsHeld) {
   {
     GpuGroupParticipant scoped{"experts-a", factory, [](const std::string&) {}};
     scoped.on_group(group_of(1));
