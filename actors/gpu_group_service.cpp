@@ -7,9 +7,24 @@ namespace moeflow {
 using transport::GpuGroupCommand;
 using transport::GpuGroupReady;
 
+namespace {
+
+// A router node restarted while its members kept running must announce generations newer than
+// any it announced before (members ignore older ones): count from the wall clock.
+GpuGroupServiceOptions with_first_generation(GpuGroupServiceOptions options) {
+  if (options.generations_from_clock)
+    options.controller.first_generation =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+  return options;
+}
+
+}  // namespace
+
 GpuGroupService::GpuGroupService(GpuGroupServiceOptions options, Send send,
                                  metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(with_first_generation(std::move(options))),
       send_(std::move(send)),
       metrics_(registry ? std::make_unique<GpuGroupMetrics>(*registry) : nullptr),
       controller_(

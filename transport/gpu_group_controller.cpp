@@ -4,6 +4,8 @@
 #include <exception>
 #include <utility>
 
+#include "core/error.h"
+
 namespace moeflow::transport {
 
 namespace {
@@ -26,7 +28,11 @@ GpuGroupController::GpuGroupController(UniqueIdMaker make_id, Now now,
     : make_id_(std::move(make_id)),
       now_(std::move(now)),
       options_(options),
-      log_(gpu_group_log_or_stderr(std::move(log))) {}
+      log_(gpu_group_log_or_stderr(std::move(log))) {
+  if (options_.first_generation == 0)
+    throw Error("GpuGroupController: first_generation 0 (generations start at 1)");
+  generation_ = options_.first_generation - 1;
+}
 
 const GpuGroup* GpuGroupController::group() const {
   return state_ == GpuGroupState::forming || state_ == GpuGroupState::formed ? &current_ : nullptr;

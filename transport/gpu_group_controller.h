@@ -29,6 +29,10 @@ namespace moeflow::transport {
 struct GpuGroupControllerOptions {
   // From an announcement to every member's "formed"; past it the generation has failed.
   std::chrono::milliseconds forming_timeout{60000};
+  // The first generation announced (>= 1). Members ignore a gpu_group no newer than the newest
+  // they saw, so a restarted controller must not count from 1 again: the router node starts
+  // from the wall clock in milliseconds (GpuGroupService).
+  uint64_t first_generation = 1;
 };
 
 // What the controller wants done after an event.
@@ -43,7 +47,7 @@ struct GpuGroupCommand {
 
 // The values of moeflow_gpu_group_generation, _members and _state.
 struct GpuGroupStatus {
-  uint64_t generation = 0;  // the newest announced (or attempted); 0 before the first
+  uint64_t generation = 0;  // the newest announced (or attempted); first_generation - 1 before
   int members = 0;          // ranks of the current generation; 0 when none
   GpuGroupState state = GpuGroupState::none;
 };
@@ -95,8 +99,8 @@ class GpuGroupController {
 
   GpuGroupPlan graph_plan_;                  // the members of the graph applied last
   std::set<std::string, std::less<>> down_;  // nodes reported down and not back
-  uint64_t generation_ = 0;                  // the newest announced or attempted
-  GpuGroup current_;                         // that generation (members empty when none)
+  uint64_t generation_ = 0;  // the newest announced or attempted (first_generation - 1 before)
+  GpuGroup current_;         // that generation (members empty when none)
   GpuGroupState state_ = GpuGroupState::none;
   std::vector<bool> formed_;  // per rank of current_
   std::chrono::steady_clock::time_point deadline_{};

@@ -42,6 +42,7 @@ struct GpuGroupServiceTest : ::testing::Test {
     options.node = "router";
     options.tick = 10ms;
     options.make_id = ids.fn();
+    options.generations_from_clock = false;
     return std::make_unique<GpuGroupService>(
         options,
         [this](const std::string& node, const transport::GpuGroup& g) {
@@ -61,6 +62,19 @@ GpuGroupState state_after(const GpuGroupService& service, GpuGroupState state) {
   while (service.status().state == state && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(5ms);
   return service.status().state;
+}
+
+TEST_F(GpuGroupServiceTest, GenerationsCountFromTheWallClockByDefault) {
+  GpuGroupServiceOptions options;
+  options.node = "router";
+  options.make_id = ids.fn();
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  GpuGroupService service(
+      options, [](const std::string&, const transport::GpuGroup&) {}, nullptr);
+  service.apply_graph(router_and_one_expert_node());
+  EXPECT_GE(service.status().generation, static_cast<uint64_t>(before));
 }
 
 TEST_F(GpuGroupServiceTest, MetricsExistBeforeAnyGroup) {
