@@ -299,6 +299,14 @@ TEST_F(GpuGroupControllerTest, AGraphWhoseGpusCannotFormAGroupIsRefused) {
   EXPECT_EQ(controller.state(), GpuGroupState::none);
 }
 
+TEST_F(GpuGroupControllerTest, GenerationsStartAtTheFirstGenerationOption) {
+  GpuGroupController later{
+      ids.fn(), clock.fn(), {.first_generation = 1000}, [](const std::string&) {}};
+  EXPECT_EQ(later.status().generation, 999u);
+  EXPECT_EQ(later.apply_graph(three_members_graph()).announce->generation, 1000u);
+  EXPECT_THROW((GpuGroupController{ids.fn(), clock.fn(), {.first_generation = 0}}), Error);
+}
+
 TEST(GpuGroupState, NamesAreMetricLabels) {
   EXPECT_EQ(gpu_group_state_name(GpuGroupState::none), "none");
   EXPECT_EQ(gpu_group_state_name(GpuGroupState::forming), "forming");
