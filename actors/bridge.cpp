@@ -137,13 +137,13 @@ void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t
 }
 
 void Bridge::set_gpu_group_events(BridgeGpuGroupEvents events) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(gpu_group_events_mutex_);
   gpu_group_events_ = std::move(events);
 }
 
-BridgeGpuGroupEvents Bridge::gpu_group_events() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return gpu_group_events_;
+void Bridge::gpu_group_event(const std::function<void(const BridgeGpuGroupEvents&)>& call) {
+  std::lock_guard<std::mutex> lock(gpu_group_events_mutex_);
+  call(gpu_group_events_);
 }
 
 void Bridge::send_gpu_group(const std::string& node, transport::GpuGroup group) {
@@ -303,13 +303,16 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     const auto& ready = std::get<transport::GpuGroupReady>(m.body);
     if (ready.node != name)
       log("dropped a gpu_group_ready from " + name + " that speaks for node " + ready.node);
-    else if (const auto events = gpu_group_events(); events.ready)
-      events.ready(ready);
+    else
+      gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+        if (e.ready) e.ready(ready);
+      });
   }
   if (p.up != was_up) {
-    const BridgeGpuGroupEvents events = gpu_group_events();
-    const auto& event = p.up ? events.node_up : events.node_down;
-    if (event) event(name);
+    gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+      const auto& event = p.up ? e.node_up : e.node_down;
+      if (event) event(name);
+    });
   }
 }
 
@@ -350,8 +353,9 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
       status_[p.index] = why;
     }
     fail_pending(p, "node " + name + " is down: " + why);
-    if (const BridgeGpuGroupEvents events = gpu_group_events(); events.node_down)
-      events.node_down(name);
+    gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+      if (e.node_down) e.node_down(name);
+    });
   }
   const transport::Origin origin{ours_.node_id, graph_hash_};
   if (!p.up && now - p.last_hello >= timeouts_.heartbeat) {

@@ -87,7 +87,8 @@ class Bridge {
   void remove_peer(int peer);
   // Empty when every peer is up, else why not (one entry per peer that is down).
   std::string down_reasons();
-  // Where peer events and gpu_group_ready answers go from now on. Thread-safe.
+  // Where peer events and gpu_group_ready answers go from now on. Thread-safe; once it returns,
+  // no call to the previous events is running or will start (so their target may go).
   void set_gpu_group_events(BridgeGpuGroupEvents events);
   // Sends `group` to the peer named `node` on its control socket (queued; request id = the
   // generation). Not sent when that peer is down or unknown: the controller hears of that as
@@ -114,7 +115,8 @@ class Bridge {
   void wake();
   struct PeerState;
 
-  BridgeGpuGroupEvents gpu_group_events();  // a copy, taken under mutex_
+  // Runs `call` on the current events, holding gpu_group_events_mutex_.
+  void gpu_group_event(const std::function<void(const BridgeGpuGroupEvents&)>& call);
   void run();
   void handle_outbox(std::vector<PeerState>& states);
   void handle_control(PeerState& p, const transport::Message& m);
@@ -136,10 +138,12 @@ class Bridge {
   std::deque<Outgoing> outbox_;
   std::deque<ReplicaRequest> replica_outbox_;                         // guarded by mutex_
   std::deque<std::pair<int, transport::GpuGroup>> gpu_group_outbox_;  // guarded by mutex_
-  BridgeGpuGroupEvents gpu_group_events_;                             // guarded by mutex_
-  uint64_t next_replica_request_ = 1;                                 // guarded by mutex_
-  std::vector<bool> up_;                                              // guarded by mutex_
-  std::vector<std::string> status_;   // why a peer is down; guarded by mutex_
+  // Held while an event runs, not mutex_: the service it calls may call send_gpu_group.
+  std::mutex gpu_group_events_mutex_;
+  BridgeGpuGroupEvents gpu_group_events_;  // guarded by gpu_group_events_mutex_
+  uint64_t next_replica_request_ = 1;      // guarded by mutex_
+  std::vector<bool> up_;                   // guarded by mutex_
+  std::vector<std::string> status_;        // why a peer is down; guarded by mutex_
   std::vector<uint64_t> peer_hash_;   // the graph each peer last said it runs; guarded by mutex_
   std::vector<bool> removed_;         // guarded by mutex_
   std::vector<uint64_t> hello_hash_;  // per peer, 0: graph_hash_; guarded by mutex_
