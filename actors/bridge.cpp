@@ -136,6 +136,32 @@ void Bridge::submit(int peer, uint64_t request_id, TokenBatchPtr batch, uint64_t
   wake();
 }
 
+void Bridge::set_gpu_group_events(BridgeGpuGroupEvents events) {
+  std::lock_guard<std::mutex> lock(gpu_group_events_mutex_);
+  gpu_group_events_ = std::move(events);
+}
+
+void Bridge::gpu_group_event(const std::function<void(const BridgeGpuGroupEvents&)>& call) {
+  std::lock_guard<std::mutex> lock(gpu_group_events_mutex_);
+  call(gpu_group_events_);
+}
+
+void Bridge::send_gpu_group(const std::string& node, transport::GpuGroup group) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int peer = -1;
+    for (size_t i = 0; i < peers_.size(); ++i)
+      if (peers_[i].name == node && !removed_[i]) peer = static_cast<int>(i);
+    if (peer < 0) {
+      log("gpu_group generation " + std::to_string(group.generation) + " for node " + node +
+          " not sent: no such peer");
+      return;
+    }
+    gpu_group_outbox_.emplace_back(peer, std::move(group));
+  }
+  wake();
+}
+
 bool Bridge::wait_until_up(std::chrono::milliseconds timeout, std::string* why) {
   const auto deadline = Clock::now() + timeout;
   while (true) {
@@ -175,10 +201,27 @@ void Bridge::fail_pending(PeerState& p, const std::string& why) {
 void Bridge::handle_outbox(std::vector<PeerState>& states) {
   std::deque<Outgoing> work;
   std::deque<ReplicaRequest> replicas;
+  std::deque<std::pair<int, transport::GpuGroup>> groups;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     work.swap(outbox_);
     replicas.swap(replica_outbox_);
+    groups.swap(gpu_group_outbox_);
+  }
+  for (const auto& [peer, group] : groups) {
+    if (peer >= static_cast<int>(states.size())) {  // added after this round's sync_peers
+      std::lock_guard<std::mutex> lock(mutex_);
+      gpu_group_outbox_.emplace_back(peer, group);
+      continue;
+    }
+    PeerState& p = states[peer];
+    const std::string what =
+        "gpu_group generation " + std::to_string(group.generation) + " for node " + p.peer.name;
+    if (!p.up)
+      log(what + " not sent: the node is down");
+    else if (!p.control->send(transport::encode_gpu_group(group.generation, group,
+                                                          {ours_.node_id, graph_hash_})))
+      log(what + " not sent: send queue full");
   }
   for (ReplicaRequest& r : replicas) {
     PeerState& p = states[r.peer];
@@ -217,6 +260,7 @@ void Bridge::handle_outbox(std::vector<PeerState>& states) {
 void Bridge::handle_control(PeerState& p, const transport::Message& m) {
   const std::string& name = p.peer.name;
   p.last_seen = Clock::now();
+  const bool was_up = p.up;
   if (m.kind() == transport::MessageKind::hello_ack) {
     const auto& theirs = std::get<transport::Hello>(m.body);
     if (auto refusal = transport::check_peer(hello_for(p.index), theirs)) {
@@ -254,6 +298,21 @@ void Bridge::handle_control(PeerState& p, const transport::Message& m) {
     // The graph the peer runs now (it may have reloaded one since the handshake).
     std::lock_guard<std::mutex> lock(mutex_);
     peer_hash_[p.index] = m.header.graph_hash;
+  }
+  if (m.kind() == transport::MessageKind::gpu_group_ready) {
+    const auto& ready = std::get<transport::GpuGroupReady>(m.body);
+    if (ready.node != name)
+      log("dropped a gpu_group_ready from " + name + " that speaks for node " + ready.node);
+    else
+      gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+        if (e.ready) e.ready(ready);
+      });
+  }
+  if (p.up != was_up) {
+    gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+      const auto& event = p.up ? e.node_up : e.node_down;
+      if (event) event(name);
+    });
   }
 }
 
@@ -294,6 +353,9 @@ void Bridge::check_liveness(PeerState& p, Clock::time_point now) {
       status_[p.index] = why;
     }
     fail_pending(p, "node " + name + " is down: " + why);
+    gpu_group_event([&](const BridgeGpuGroupEvents& e) {
+      if (e.node_down) e.node_down(name);
+    });
   }
   const transport::Origin origin{ours_.node_id, graph_hash_};
   if (!p.up && now - p.last_hello >= timeouts_.heartbeat) {

@@ -12,12 +12,14 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "actors/messages.h"
@@ -31,6 +33,15 @@ struct BridgePeer {
   std::string name;
   std::string control_endpoint;  // "tcp://host:port"
   std::string data_endpoint;
+};
+
+// What the bridge tells the router node's NCCL group service (actors/gpu_group_service.h). Called
+// on the bridge's I/O thread, holding none of the bridge's locks; must not block for long.
+struct BridgeGpuGroupEvents {
+  std::function<void(const std::string& node)> node_up;    // handshake done (again)
+  std::function<void(const std::string& node)> node_down;  // no answer for peer_down, or refused
+  // A gpu_group_ready whose node name is the peer's own (others are dropped and logged).
+  std::function<void(const transport::GpuGroupReady& ready)> ready;
 };
 
 struct BridgeTimeouts {
@@ -76,6 +87,13 @@ class Bridge {
   void remove_peer(int peer);
   // Empty when every peer is up, else why not (one entry per peer that is down).
   std::string down_reasons();
+  // Where peer events and gpu_group_ready answers go from now on. Thread-safe; once it returns,
+  // no call to the previous events is running or will start (so their target may go).
+  void set_gpu_group_events(BridgeGpuGroupEvents events);
+  // Sends `group` to the peer named `node` on its control socket (queued; request id = the
+  // generation). Not sent when that peer is down or unknown: the controller hears of that as
+  // node_down or its forming deadline. Thread-safe.
+  void send_gpu_group(const std::string& node, transport::GpuGroup group);
 
  private:
   struct Outgoing {
@@ -97,6 +115,8 @@ class Bridge {
   void wake();
   struct PeerState;
 
+  // Runs `call` on the current events, holding gpu_group_events_mutex_.
+  void gpu_group_event(const std::function<void(const BridgeGpuGroupEvents&)>& call);
   void run();
   void handle_outbox(std::vector<PeerState>& states);
   void handle_control(PeerState& p, const transport::Message& m);
@@ -116,10 +136,14 @@ class Bridge {
 
   std::mutex mutex_;
   std::deque<Outgoing> outbox_;
-  std::deque<ReplicaRequest> replica_outbox_;  // guarded by mutex_
-  uint64_t next_replica_request_ = 1;          // guarded by mutex_
-  std::vector<bool> up_;                       // guarded by mutex_
-  std::vector<std::string> status_;            // why a peer is down; guarded by mutex_
+  std::deque<ReplicaRequest> replica_outbox_;                         // guarded by mutex_
+  std::deque<std::pair<int, transport::GpuGroup>> gpu_group_outbox_;  // guarded by mutex_
+  // Held while an event runs, not mutex_: the service it calls may call send_gpu_group.
+  std::mutex gpu_group_events_mutex_;
+  BridgeGpuGroupEvents gpu_group_events_;  // guarded by gpu_group_events_mutex_
+  uint64_t next_replica_request_ = 1;      // guarded by mutex_
+  std::vector<bool> up_;                   // guarded by mutex_
+  std::vector<std::string> status_;        // why a peer is down; guarded by mutex_
   std::vector<uint64_t> peer_hash_;   // the graph each peer last said it runs; guarded by mutex_
   std::vector<bool> removed_;         // guarded by mutex_
   std::vector<uint64_t> hello_hash_;  // per peer, 0: graph_hash_; guarded by mutex_

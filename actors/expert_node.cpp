@@ -21,8 +21,10 @@
 #include "model/dispatch.h"
 #include "model/model_hash.h"
 #include "transport/endpoint.h"
+#include "transport/gpu_group_participant.h"
 #include "transport/handshake.h"
 #include "transport/message_socket.h"
+#include "transport/nccl_rank_factory.h"
 
 namespace moeflow {
 namespace {
@@ -174,6 +176,8 @@ class ExpertNodeServer {
       data_metrics.publish(data.counters());
       peers_connected_.set(static_cast<double>(peers_.size()));
       answer_added_replicas(control);
+      for (const transport::GpuGroupReady& ready : gpu_ranks_.deliver(gpu_group_))
+        send_gpu_group_ready(control, ready);
       check_reload();
     }
     log(node_, "stopping; dropped frames: control " +
@@ -327,6 +331,18 @@ class ExpertNodeServer {
       case transport::MessageKind::bye:
         peers_.erase(got.routing_id);
         return;
+      case transport::MessageKind::gpu_group:
+        if (!peers_.count(got.routing_id)) {
+          socket.send_to(got.routing_id,
+                         transport::encode_error(0, transport::ErrorCode::bad_request,
+                                                 "unknown peer: say hello first", origin));
+          return;
+        }
+        gpu_group_requester_ = got.routing_id;
+        gpu_group_request_ = m.request_id();
+        if (auto ready = gpu_group_.on_group(std::get<transport::GpuGroup>(m.body)))
+          send_gpu_group_ready(socket, *ready);
+        return;
       case transport::MessageKind::replica_add:
       case transport::MessageKind::replica_drop:
         if (!peers_.count(got.routing_id)) {
@@ -367,6 +383,13 @@ class ExpertNodeServer {
     socket.send_to(requester, transport::encode_replica_control(
                                   transport::MessageKind::replica_ready, m.request_id(), answer,
                                   {ours_.node_id, ours_.graph_hash}));
+  }
+
+  // This node's answer to the newest gpu_group, once its ranks formed or one failed.
+  void send_gpu_group_ready(transport::MessageSocket& socket, const transport::GpuGroupReady& r) {
+    socket.send_to(gpu_group_requester_,
+                   transport::encode_gpu_group_ready(gpu_group_request_, r,
+                                                     {ours_.node_id, ours_.graph_hash}));
   }
 
   void answer_added_replicas(transport::MessageSocket& socket) {
@@ -483,6 +506,14 @@ class ExpertNodeServer {
   transport::Hello ours_;
   transport::DecodeLimits limits_;
   std::set<std::string> peers_;  // control routing ids that completed the handshake
+  // The NCCL group (docs/nccl.md): this node's ranks form on the factory's threads; the answer
+  // goes to whoever sent the newest gpu_group, with its request id. The factory is declared
+  // first: the participant holds a reference to it.
+  transport::NcclRankFactory gpu_ranks_;
+  transport::GpuGroupParticipant gpu_group_{
+      node_, gpu_ranks_, [this](const std::string& line) { log(node_, "gpu group: " + line); }};
+  std::string gpu_group_requester_;
+  uint64_t gpu_group_request_ = 0;
 };
 
 }  // namespace

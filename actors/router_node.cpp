@@ -17,6 +17,7 @@
 #include "graph/graph_plan.h"
 #include "model/model_hash.h"
 #include "transport/endpoint.h"
+#include "transport/gpu_group_plan.h"
 
 namespace moeflow {
 namespace {
@@ -99,6 +100,31 @@ void connect_node(RouterNode& node, const GraphSpec& g, const NodeSpec& n, bool 
                             joining ? graph_hash(g) : 0);
 }
 
+// The NCCL group of `g`'s GPU shards: the service is made when a graph first has a GPU shard
+// and wired to the bridge, then told of each graph applied.
+void apply_gpu_group(RouterNode& node, const GraphSpec& g) {
+  if (!node.gpu_group) {
+    if (transport::plan_gpu_group(g).members.empty()) return;
+    GpuGroupServiceOptions options;
+    options.node = g.router_node().name;
+    Bridge* bridge = node.bridge.get();
+    node.gpu_group = std::make_unique<GpuGroupService>(
+        options,
+        [bridge](const std::string& member, const transport::GpuGroup& group) {
+          if (bridge) bridge->send_gpu_group(member, group);
+        },
+        node.registry.get());
+    if (bridge) {
+      GpuGroupService* service = node.gpu_group.get();
+      bridge->set_gpu_group_events(
+          {[service](const std::string& n) { service->node_up(n); },
+           [service](const std::string& n) { service->node_down(n); },
+           [service](const transport::GpuGroupReady& ready) { service->answer(ready); }});
+    }
+  }
+  node.gpu_group->apply_graph(g);
+}
+
 }  // namespace
 
 RouterNode::~RouterNode() {
@@ -115,6 +141,9 @@ RouterNode::~RouterNode() {
     for (const AddedReplica& r : added)
       if (r.actor) self->wait_for(r.actor);
   }
+  // The bridge calls into the group service and the service sends through the bridge.
+  if (bridge) bridge->set_gpu_group_events({});
+  gpu_group.reset();
   bridge.reset();
 }
 
@@ -158,6 +187,7 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   }
   const uint64_t old_hash = graph_hash(graph), new_hash = graph_hash(next);
   if (plan.empty() && old_hash == new_hash) return "no changes";
+  transport::plan_gpu_group(next);  // refuses GPU shards that cannot form one group, up front
   const auto started = Clock::now();
 
   // New expert nodes (started with `next` already) join the bridge now; removed ones leave it
@@ -252,6 +282,7 @@ std::string RouterNode::reload(const GraphSpec& next, std::chrono::milliseconds 
   export_node_info(*registry, me, "router", new_hash, model_hash, 1.0);
   pipeline.shards = std::move(shards);
   graph = next;
+  apply_gpu_group(*this, graph);
   char summary[256];
   std::snprintf(summary, sizeof summary,
                 "applied: %zu shard actor(s) started in %.0f ms (weights loaded), placement "
@@ -325,6 +356,8 @@ std::unique_ptr<RouterNode> start_router_node(caf::actor_system& system, const G
       throw Error("could not reach expert node(s) within " +
                   std::to_string(connect_timeout.count()) + " ms: " + why);
   }
+  // Once every peer is up, so that each member node gets the first generation.
+  apply_gpu_group(*node, g);
   return node;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "actors/bridge.h"
+#include "actors/gpu_group_service.h"
 #include "actors/local_pipeline.h"
 #include "graph/graph.h"
 #include "metrics/registry.h"
@@ -22,8 +23,11 @@ struct RouterNode {
   std::shared_ptr<metrics::Registry> registry = std::make_shared<metrics::Registry>();
   std::shared_ptr<metrics::RoutingRecorder> routing;
   std::unique_ptr<Bridge> bridge;  // null when the graph has no other node
-  LocalPipeline pipeline;          // pipeline.shards: one per graph shard, in graph order
-  GraphSpec graph;                 // the graph being served
+  // The NCCL group of the GPU shards (docs/nccl.md): made once a graph has a GPU shard; null
+  // before. Batches still move over ZeroMQ: nothing uses the group's communicators yet.
+  std::unique_ptr<GpuGroupService> gpu_group;
+  LocalPipeline pipeline;  // pipeline.shards: one per graph shard, in graph order
+  GraphSpec graph;         // the graph being served
   uint64_t model_hash = 0;
   std::map<std::string, int> peer_of;  // expert node name -> bridge peer
   double expert_mb = 0;                // weights of one expert as loaded

@@ -17,6 +17,9 @@ inline constexpr size_t kNcclUniqueIdBytes =
 inline constexpr uint32_t kMaxGpuGroupRanks = 1024;
 // The graph's "cuda:N" takes at most four digits (graph/graph_parser.cpp).
 inline constexpr uint32_t kGpuDeviceIndexLimit = 10000;
+// Member devices of one node: what one gpu_group_ready answer carries (64 failure texts of
+// 1024 bytes stay under the largest gpu_group frame).
+inline constexpr uint32_t kMaxGpuGroupNodeDevices = 64;
 
 // An ncclUniqueId as bytes: what ncclGetUniqueId wrote, never interpreted by moeflow.
 using NcclUniqueIdBytes = std::array<uint8_t, kNcclUniqueIdBytes>;
@@ -37,6 +40,27 @@ struct GpuGroup {
   int nranks() const { return static_cast<int>(members.size()); }
   // The ranks held by `node`, ascending (a node with several GPUs holds several ranks).
   std::vector<int> ranks_of(std::string_view node) const;
+  // The member nodes in rank order, each once: where the controller sends the group.
+  std::vector<std::string> nodes() const;
+};
+
+// How forming went on one member device of the answering node.
+struct GpuDeviceOutcome {
+  int32_t device = 0;   // the N of "cuda:N"
+  std::string failure;  // empty: the rank formed; else why not (UTF-8, cut to 1024 bytes)
+
+  bool formed() const { return failure.empty(); }
+  bool operator==(const GpuDeviceOutcome&) const = default;
+};
+
+// A member node's answer to a gpu_group (wire kind gpu_group_ready): the generation it answers,
+// the node, and one outcome per member device of that node.
+struct GpuGroupReady {
+  uint64_t generation = 0;
+  std::string node;
+  std::vector<GpuDeviceOutcome> devices;
+
+  bool all_formed() const;
 };
 
 }  // namespace moeflow::transport

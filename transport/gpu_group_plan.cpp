@@ -23,7 +23,12 @@ std::vector<int32_t> gpu_devices_of(const GraphSpec& graph, const std::string& n
 }
 
 void add_node(GpuGroupPlan& plan, const GraphSpec& graph, const std::string& node) {
-  for (int32_t device : gpu_devices_of(graph, node)) plan.members.push_back({node, device});
+  const std::vector<int32_t> devices = gpu_devices_of(graph, node);
+  if (devices.size() > kMaxGpuGroupNodeDevices)
+    throw Error("plan_gpu_group: node " + node + " has " + std::to_string(devices.size()) +
+                " GPU devices, more than the " + std::to_string(kMaxGpuGroupNodeDevices) +
+                " a gpu_group_ready answer carries");
+  for (int32_t device : devices) plan.members.push_back({node, device});
 }
 
 }  // namespace

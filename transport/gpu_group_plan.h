@@ -31,7 +31,8 @@ struct GpuGroupPlan {
   GpuGroup with_unique_id(const NcclUniqueIdBytes& unique_id) const;
 };
 
-// The plan of `graph`'s GPU shards (generation `generation`, >= 1).
+// The plan of `graph`'s GPU shards (generation `generation`, >= 1). Throws moeflow::Error past
+// kMaxGpuGroupRanks members or kMaxGpuGroupNodeDevices devices on one node.
 GpuGroupPlan plan_gpu_group(const GraphSpec& graph, uint64_t generation = 1);
 
 // Re-forming after `lost_node` went away: the members of `previous` without that node's, in the

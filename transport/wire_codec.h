@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the files of the wire codec (wire_format.cpp, wire_gpu_group.cpp) and nothing else:
+// Shared by the files of the wire codec (wire_format.cpp, wire_gpu_*.cpp) and nothing else:
 // header building and the drop helpers, so that a kind's body can live in its own file.
 #include <zmq.hpp>
 
@@ -32,5 +32,7 @@ std::optional<DecodeResult> check_unused_zero(const WireHeader& h, bool layer, b
 // The body of a gpu_group message (wire_gpu_group.cpp); the header is already checked up to
 // its frame count.
 DecodeResult decode_gpu_group(const WireHeader& h, const std::vector<zmq::message_t>& frames);
+// The body of a gpu_group_ready message (wire_gpu_group_ready.cpp), likewise.
+DecodeResult decode_gpu_group_ready(const WireHeader& h, const std::vector<zmq::message_t>& frames);
 
 }  // namespace moeflow::transport::codec

@@ -53,6 +53,8 @@ size_t body_frames_of(MessageKind kind) {
       return 2;  // expert, failure text
     case MessageKind::gpu_group:
       return 3;  // generation and rank count, unique id, members
+    case MessageKind::gpu_group_ready:
+      return 4;  // generation and device count, node name, device records, failure texts
   }
   return 0;
 }
@@ -134,7 +136,7 @@ constexpr size_t kStatsFrameBytes = 8;  // expert_reply: computed pairs
 
 bool is_known_kind(uint16_t kind) {
   return kind >= static_cast<uint16_t>(MessageKind::hello) &&
-         kind <= static_cast<uint16_t>(MessageKind::gpu_group);
+         kind <= static_cast<uint16_t>(MessageKind::gpu_group_ready);
 }
 
 bool is_known_error_code(uint32_t code) {
@@ -444,6 +446,8 @@ std::string_view message_kind_name(MessageKind kind) {
       return "replica_ready";
     case MessageKind::gpu_group:
       return "gpu_group";
+    case MessageKind::gpu_group_ready:
+      return "gpu_group_ready";
   }
   return "unknown";
 }
@@ -466,9 +470,9 @@ std::string_view error_code_name(ErrorCode code) {
 
 uint64_t largest_frame_bytes(const DecodeLimits& limits) {
   const uint64_t rows = limits.max_rows;
-  uint64_t largest =
-      std::max<uint64_t>({kHeaderBytes, kMaxErrorTextBytes, kMaxNodeNameBytes, rows * 8,
-                          rows * limits.max_top_k * 4, kMaxGpuGroupRanks * kGpuGroupMemberBytes});
+  uint64_t largest = std::max<uint64_t>(
+      {kHeaderBytes, kMaxErrorTextBytes, kMaxNodeNameBytes, rows * 8, rows * limits.max_top_k * 4,
+       kMaxGpuGroupRanks * kGpuGroupMemberBytes, kMaxGpuGroupNodeDevices * kMaxErrorTextBytes});
   largest = std::max(largest, checked_product(rows, limits.hidden, 4).value_or(UINT64_MAX));
   return std::min(largest, limits.max_frame_bytes);
 }
@@ -674,6 +678,8 @@ DecodeResult decode(const std::vector<zmq::message_t>& frames, const DecodeLimit
       return decode_replica_control(h, frames, limits);
     case MessageKind::gpu_group:
       return codec::decode_gpu_group(h, frames);
+    case MessageKind::gpu_group_ready:
+      return codec::decode_gpu_group_ready(h, frames);
   }
   return drop(DropReason::bad_kind, "kind " + u64s(h.kind) + " unknown");
 }

@@ -1,8 +1,8 @@
 #pragma once
 // The wire format between nodes: a ZeroMQ multipart message made of one fixed 64-byte header frame
-// and raw little-endian tensor frames. This header and wire_format.cpp are the one codec (the body
-// of a gpu_group message is in wire_gpu_group.cpp, sharing wire_codec.h); the layout is
-// documented byte by byte in docs/wire-format.md.
+// and raw little-endian tensor frames. This header and wire_format.cpp are the one codec (the
+// bodies of gpu_group and gpu_group_ready are in wire_gpu_group*.cpp, sharing wire_codec.h); the
+// layout is documented byte by byte in docs/wire-format.md.
 //
 // Decoding treats every message as untrusted: each header field and each frame size is checked
 // against the receiving node's DecodeLimits before anything is allocated or copied, and a bad
@@ -33,19 +33,22 @@ inline constexpr size_t kMaxNodeNameBytes = 64;     // hello / hello_ack node na
 inline constexpr size_t kMaxErrorTextBytes = 1024;  // error message text
 // gpu_group: one member record is rank u32, device u32, name length u32, name padded to 64 bytes.
 inline constexpr size_t kGpuGroupMemberBytes = 12 + kMaxNodeNameBytes;
+// gpu_group_ready: one device record is device u32, failure text length u32.
+inline constexpr size_t kGpuDeviceOutcomeBytes = 8;
 
 enum class MessageKind : uint16_t {
-  hello = 1,           // first message on a connection: who I am, which graph and model I serve
-  hello_ack = 2,       // the answer to hello, same body
-  heartbeat = 3,       // liveness, header only
-  expert_request = 4,  // a TokenBatch for the experts of one layer
-  expert_reply = 5,    // the weighted expert outputs for the rows of one request
-  error = 6,           // a request failed or the peer is refused; code in status, text frame
-  bye = 7,             // orderly shutdown of the sender, header only
-  replica_add = 8,     // load a replica of one (layer, expert) and serve it
-  replica_drop = 9,    // stop serving a replica added with replica_add
-  replica_ready = 10,  // the answer to replica_add / replica_drop: done, or why not
-  gpu_group = 11,      // the NCCL group of the GPU shards: generation, unique id, members
+  hello = 1,             // first message on a connection: who I am, which graph and model I serve
+  hello_ack = 2,         // the answer to hello, same body
+  heartbeat = 3,         // liveness, header only
+  expert_request = 4,    // a TokenBatch for the experts of one layer
+  expert_reply = 5,      // the weighted expert outputs for the rows of one request
+  error = 6,             // a request failed or the peer is refused; code in status, text frame
+  bye = 7,               // orderly shutdown of the sender, header only
+  replica_add = 8,       // load a replica of one (layer, expert) and serve it
+  replica_drop = 9,      // stop serving a replica added with replica_add
+  replica_ready = 10,    // the answer to replica_add / replica_drop: done, or why not
+  gpu_group = 11,        // the NCCL group of the GPU shards: generation, unique id, members
+  gpu_group_ready = 12,  // a member node's answer to gpu_group: per device formed, or why not
 };
 std::string_view message_kind_name(MessageKind kind);  // "expert_request"
 
@@ -139,11 +142,12 @@ struct ErrorMessage {
 
 // A decoded, validated message. The body's alternative follows the kind: heartbeat and bye have
 // none, hello and hello_ack a Hello, expert_request a TokenBatch, expert_reply an ExpertReply,
-// error an ErrorMessage, the replica kinds a ReplicaControl, gpu_group a GpuGroup.
+// error an ErrorMessage, the replica kinds a ReplicaControl, gpu_group a GpuGroup,
+// gpu_group_ready a GpuGroupReady.
 struct Message {
   WireHeader header;
   std::variant<std::monostate, Hello, TokenBatch, ExpertReply, ErrorMessage, ReplicaControl,
-               GpuGroup>
+               GpuGroup, GpuGroupReady>
       body;
 
   MessageKind kind() const { return static_cast<MessageKind>(header.kind); }
@@ -198,6 +202,13 @@ std::vector<zmq::message_t> encode_replica_control(MessageKind kind, uint64_t re
 // unique id, a bad node name, a device index over the graph's limit, a (node, device) twice.
 std::vector<zmq::message_t> encode_gpu_group(uint64_t request_id, const GpuGroup& group,
                                              const Origin& origin = {});
+
+// A member node's answer to the gpu_group of `request_id` (docs/nccl.md). Failure texts are cut
+// like an error's. Throws moeflow::Error when the answer would not decode: generation 0, no
+// devices or more than kMaxGpuGroupNodeDevices, a bad node name, a device index over the graph's
+// limit or listed twice.
+std::vector<zmq::message_t> encode_gpu_group_ready(uint64_t request_id, const GpuGroupReady& ready,
+                                                   const Origin& origin = {});
 
 // Validates and decodes one received multipart message (without a ROUTER routing-id frame).
 // Never throws on bad input; allocates only after every size has been checked against limits.

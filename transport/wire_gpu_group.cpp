@@ -1,6 +1,6 @@
 // The gpu_group kind of the wire codec: the controller's announcement of the NCCL group of the
 // GPU shards (docs/wire-format.md, docs/nccl.md). Body frames:
-//   [generation: u64][nranks: u32][reserved: u32 = 0]
+//   [generation: u64][nranks: u32][reserved: u32 = 0]  (the head frame, wire_gpu_fields.h)
 //   [unique id: 128 bytes, opaque]
 //   [members: nranks records of rank u32, device u32, name length u32, name (64 bytes, the unused
 //    tail zero)]
@@ -11,18 +11,18 @@
 #include <utility>
 
 #include "core/error.h"
-#include "transport/utf8.h"
 #include "transport/wire_codec.h"
 #include "transport/wire_format.h"
+#include "transport/wire_gpu_fields.h"
 
 namespace moeflow::transport {
 
 namespace {
 
+using codec::check_gpu_device;
+using codec::check_gpu_node_name;
 using codec::drop;
 using codec::u64s;
-
-constexpr size_t kGroupFrameBytes = 16;  // generation, nranks, reserved
 
 struct MemberRecord {
   uint32_t rank = 0;
@@ -48,18 +48,9 @@ std::optional<DecodeResult> check_group(const GpuGroup& g) {
   std::set<std::pair<std::string, int32_t>> seen;
   for (size_t r = 0; r < g.members.size(); ++r) {
     const GpuGroupMember& m = g.members[r];
-    if (m.node.size() > kMaxNodeNameBytes)
-      return drop(DropReason::too_large, "rank " + u64s(r) + ": node name is " +
-                                             u64s(m.node.size()) + " bytes, over " +
-                                             u64s(kMaxNodeNameBytes));
-    if (!is_valid_utf8(m.node) || !codec::is_valid_node_name(m.node))
-      return drop(DropReason::bad_text, "rank " + u64s(r) +
-                                            ": node name is empty or has characters outside "
-                                            "[A-Za-z0-9._:-]");
-    if (m.device < 0 || static_cast<uint32_t>(m.device) >= kGpuDeviceIndexLimit)
-      return drop(DropReason::bad_field, "rank " + u64s(r) + ": device " +
-                                             std::to_string(m.device) + " out of range (0.." +
-                                             u64s(kGpuDeviceIndexLimit - 1) + ")");
+    const std::string where = "rank " + u64s(r) + ": ";
+    if (auto bad = check_gpu_node_name(m.node, where)) return bad;
+    if (auto bad = check_gpu_device(m.device, where)) return bad;
     // NCCL refuses two ranks of one communicator on one GPU.
     if (!seen.emplace(m.node, m.device).second)
       return drop(DropReason::bad_field,
@@ -77,11 +68,8 @@ std::vector<zmq::message_t> encode_gpu_group(uint64_t request_id, const GpuGroup
   frames.reserve(4);
   frames.push_back(
       codec::header_frame(codec::make_header(MessageKind::gpu_group, origin, request_id)));
-  unsigned char head[kGroupFrameBytes] = {};
-  const auto nranks = static_cast<uint32_t>(group.members.size());
-  std::memcpy(head, &group.generation, 8);
-  std::memcpy(head + 8, &nranks, 4);
-  frames.emplace_back(head, sizeof head);
+  frames.push_back(
+      codec::gpu_head_frame(group.generation, static_cast<uint32_t>(group.members.size())));
   frames.emplace_back(group.unique_id.data(), group.unique_id.size());
   std::vector<MemberRecord> records(group.members.size());
   for (size_t r = 0; r < records.size(); ++r) {
@@ -98,20 +86,11 @@ namespace codec {
 
 DecodeResult decode_gpu_group(const WireHeader& h, const std::vector<zmq::message_t>& frames) {
   if (auto bad = check_unused_zero(h, true, true, true, true, true)) return *bad;
-  if (frames[1].size() != kGroupFrameBytes)
-    return drop(DropReason::size_mismatch, "group frame is " + u64s(frames[1].size()) +
-                                               " bytes, expected " + u64s(kGroupFrameBytes));
+  GpuHead head;
+  if (auto bad = read_gpu_head(frames[1], "nranks", kMaxGpuGroupRanks, head)) return *bad;
+  const uint32_t nranks = head.count;
   GpuGroup group;
-  uint32_t nranks = 0, reserved = 0;
-  std::memcpy(&group.generation, frames[1].data(), 8);
-  std::memcpy(&nranks, frames[1].data<char>() + 8, 4);
-  std::memcpy(&reserved, frames[1].data<char>() + 12, 4);
-  if (reserved != 0)
-    return drop(DropReason::nonzero_reserved, "group frame: reserved word is " + u64s(reserved));
-  if (nranks == 0) return drop(DropReason::bad_field, "nranks is 0");
-  if (nranks > kMaxGpuGroupRanks)
-    return drop(DropReason::too_large,
-                "nranks " + u64s(nranks) + " over " + u64s(kMaxGpuGroupRanks));
+  group.generation = head.generation;
   if (frames[2].size() != kNcclUniqueIdBytes)
     return drop(DropReason::size_mismatch, "unique id frame is " + u64s(frames[2].size()) +
                                                " bytes, expected " + u64s(kNcclUniqueIdBytes));
@@ -143,10 +122,7 @@ DecodeResult decode_gpu_group(const WireHeader& h, const std::vector<zmq::messag
       if (rec.name[b] != 0)
         return drop(DropReason::nonzero_reserved,
                     where + ": byte " + u64s(b) + " after the node name is not 0");
-    if (rec.device >= kGpuDeviceIndexLimit)
-      return drop(DropReason::bad_field, where + ": device " + u64s(rec.device) +
-                                             " out of range (0.." + u64s(kGpuDeviceIndexLimit - 1) +
-                                             ")");
+    if (auto bad = check_gpu_device(rec.device, where + ": ")) return *bad;
     group.members[rec.rank] = {std::string(rec.name, rec.name_bytes),
                                static_cast<int32_t>(rec.device)};
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "graph/graph.h"
@@ -129,6 +130,21 @@ TEST(GpuGroupPlan, WithUniqueIdMakesTheAnnouncement) {
   EXPECT_EQ(g.unique_id, id);
   EXPECT_EQ(g.members, plan.members);
   EXPECT_THROW(plan_gpu_group(mixed_graph(), 0), Error);
+  EXPECT_EQ(g.nodes(), (std::vector<std::string>{"zeta", "alpha"}));
+}
+
+TEST(GpuGroupPlan, ANodeWithMoreDevicesThanOneAnswerCarriesIsRefused) {
+  std::string text = "[model]\npath = \"m\"\n" + node("box", 7000, true);
+  for (uint32_t d = 0; d <= kMaxGpuGroupNodeDevices; ++d)
+    text += shard("s" + std::to_string(d), "box", std::to_string(d), "cuda:" + std::to_string(d));
+  try {
+    plan_gpu_group(parse_graph(text, "g.toml"));
+    ADD_FAILURE() << "a node with 65 GPUs was planned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("node box has 65 GPU devices, more than the 64"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ using test_util::small_limits;
 
 std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
   const uint64_t id = rng();
-  switch (rng() % 8) {
+  switch (rng() % 9) {
     case 0:
     case 1:
       return test_util::to_bytes(encode_expert_request(
@@ -48,6 +48,17 @@ std::vector<std::string> random_valid_message(std::mt19937_64& rng) {
       for (size_t r = 0; r < n; ++r)
         g.members.push_back({"node-" + std::to_string(r / 2), static_cast<int32_t>(r % 2)});
       return test_util::to_bytes(encode_gpu_group(id, g, {1, rng()}));
+    }
+    case 7: {
+      GpuGroupReady ready;
+      ready.generation = 1 + rng() % 1000;
+      ready.node = "node-" + std::to_string(rng() % 10);
+      const size_t n = 1 + rng() % 4;
+      for (size_t d = 0; d < n; ++d)
+        ready.devices.push_back(
+            {static_cast<int32_t>(d * 2 + rng() % 2),
+             rng() % 3 == 0 ? "cuda:" + std::to_string(d) + " failed: ünïcode" : ""});
+      return test_util::to_bytes(encode_gpu_group_ready(id, ready, {2, rng()}));
     }
     default:
       return test_util::to_bytes(encode_heartbeat({3, rng()}));
@@ -162,6 +173,21 @@ void expect_consistent(const Message& m, const DecodeLimits& limits) {
         EXPECT_GE(g.members[r].device, 0);
         EXPECT_LT(static_cast<uint32_t>(g.members[r].device), kGpuDeviceIndexLimit);
         for (size_t q = 0; q < r; ++q) EXPECT_FALSE(g.members[q] == g.members[r]) << r;
+      }
+      break;
+    }
+    case MessageKind::gpu_group_ready: {
+      const auto& ready = std::get<GpuGroupReady>(m.body);
+      EXPECT_GE(ready.generation, 1u);
+      ASSERT_GE(ready.devices.size(), 1u);
+      EXPECT_LE(ready.devices.size(), kMaxGpuGroupNodeDevices);
+      EXPECT_FALSE(ready.node.empty());
+      EXPECT_LE(ready.node.size(), kMaxNodeNameBytes);
+      for (size_t i = 0; i < ready.devices.size(); ++i) {
+        EXPECT_GE(ready.devices[i].device, 0);
+        EXPECT_LT(static_cast<uint32_t>(ready.devices[i].device), kGpuDeviceIndexLimit);
+        EXPECT_LE(ready.devices[i].failure.size(), kMaxErrorTextBytes);
+        for (size_t q = 0; q < i; ++q) EXPECT_NE(ready.devices[q].device, ready.devices[i].device);
       }
       break;
     }

@@ -286,7 +286,7 @@ TEST(WireFormatDrop, WrongMagicVersionKind) {
   expect_drop(to_frames({good_request()[0].to_string().substr(0, 4) + std::string("\x02\x00", 2)}),
               DropReason::bad_version);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0; }), DropReason::bad_kind);
-  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 12; }),
+  expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 13; }),
               DropReason::bad_kind);
   expect_drop(with_header(good_request(), [](WireHeader& h) { h.kind = 0xffff; }),
               DropReason::bad_kind);

@@ -154,7 +154,7 @@ TEST(WireGpuGroupDrop, HeaderFieldsAndFrameSizes) {
   expect_drop(with_header(good, [](WireHeader& h) { h.frame_count = 2; }), DropReason::frame_count,
               "frames follow");
   expect_drop(with_frame(good, 1, group_frame(7, 3).substr(0, 15)), DropReason::size_mismatch,
-              "group frame is 15 bytes");
+              "head frame is 15 bytes");
   expect_drop(with_frame(good, 2, std::string(127, '\x01')), DropReason::size_mismatch,
               "unique id frame is 127 bytes");
   expect_drop(with_frame(good, 3, to_bytes(good)[3] + "x"), DropReason::size_mismatch,
