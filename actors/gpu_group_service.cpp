@@ -29,9 +29,9 @@ GpuGroupService::GpuGroupService(GpuGroupServiceOptions options, Send send,
       metrics_(registry ? std::make_unique<GpuGroupMetrics>(*registry) : nullptr),
       controller_(
           options_.make_id ? options_.make_id : transport::make_nccl_unique_id,
-          [] { return std::chrono::steady_clock::now(); }, options_.controller),
+          [] { return std::chrono::steady_clock::now(); }, options_.controller, options_.log),
       factory_(options_.forming),
-      local_(options_.node, factory_) {
+      local_(options_.node, factory_, options_.log) {
   ticker_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stop_cv_.wait_for(lock, options_.tick, [this] { return stop_; })) {

@@ -28,6 +28,7 @@ struct GpuGroupServiceOptions {
   transport::NcclTimeouts forming;                       // each local rank's NcclCommunicator
   std::chrono::milliseconds tick{100};                   // the ticker's period
   transport::GpuGroupController::UniqueIdMaker make_id;  // empty: make_nccl_unique_id
+  transport::GpuGroupLog log;  // the controller's and the local ranks' lines; empty: stderr
   // The first generation is the wall clock in milliseconds, so that a restarted router node's
   // generations are newer than its previous process's (members ignore older ones). Tests turn
   // it off to count from controller.first_generation.

@@ -35,7 +35,8 @@ struct GpuGroupServiceTest : ::testing::Test {
   transport::test_util::CountingIds ids;
   metrics::Registry registry;
   std::mutex sent_mutex;
-  std::vector<std::string> sent;  // "experts-a g1"
+  std::vector<std::string> sent;    // "experts-a g1"
+  std::vector<std::string> logged;  // guarded by sent_mutex
 
   std::unique_ptr<GpuGroupService> make_service() {
     GpuGroupServiceOptions options;
@@ -43,6 +44,10 @@ struct GpuGroupServiceTest : ::testing::Test {
     options.tick = 10ms;
     options.make_id = ids.fn();
     options.generations_from_clock = false;
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(sent_mutex);
+      logged.push_back(line);
+    };
     return std::make_unique<GpuGroupService>(
         options,
         [this](const std::string& node, const transport::GpuGroup& g) {
@@ -99,6 +104,14 @@ TEST_F(GpuGroupServiceTest, TheRemoteMemberIsSentTheGroupAndALocalRankThatCannot
   EXPECT_NE(why.find("router cuda:9999 (rank 0): NCCL rank 0 of 2 on cuda:9999"), std::string::npos)
       << why;
   EXPECT_FALSE(service->gpu_data_plane());
+  {
+    // The operator reads why in the router node's log, not only in the metrics.
+    std::lock_guard<std::mutex> lock(sent_mutex);
+    bool named = false;
+    for (const std::string& line : logged) named |= line.find("cuda:9999") != std::string::npos;
+    EXPECT_TRUE(named) << "no log line names the device that failed (" << logged.size()
+                       << " lines)";
+  }
   EXPECT_EQ(sample("moeflow_gpu_group_generation"), 1.0);
   EXPECT_EQ(sample("moeflow_gpu_group_members"), 2.0);
   EXPECT_EQ(sample("moeflow_gpu_group_state{state=\"failed\"}"), 1.0);
