@@ -108,7 +108,8 @@ TEST_F(GpuGroupServiceTest, TheRemoteMemberIsSentTheGroupAndALocalRankThatCannot
     // The operator reads why in the router node's log, not only in the metrics.
     std::lock_guard<std::mutex> lock(sent_mutex);
     bool named = false;
-    for (const std::string& line : logged) named |= line.find("cuda:9999") != std::string::npos;
+    for (const std::string& line : logged)
+      named |= line.find("failed: router cuda:9999 (rank 0)") != std::string::npos;
     EXPECT_TRUE(named) << "no log line names the device that failed (" << logged.size()
                        << " lines)";
   }
