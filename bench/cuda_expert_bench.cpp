@@ -18,6 +18,7 @@
 #include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/cublas_gemm.h"
 #include "kernels/cuda/expert_plan.h"
+#include "kernels/cuda/expert_small_batch.h"
 #include "kernels/cuda/expert_stage.h"
 #include "kernels/cuda/fill.h"
 #endif
@@ -80,6 +81,104 @@ double stage_bytes(const CudaExpertBenchOptions& o, int64_t n, int64_t touched, 
   const double io = 2.0 * n * h * 4.0;
   const double between = 2.0 * p * (h * 2.0 + 2.0 * i * 2.0 + i * 2.0 + h * 4.0);
   return weights + io + between;
+}
+
+// Page-locked host memory for the cuBLAS path's counts, freed on scope exit.
+struct PinnedInts {
+  int32_t* p = nullptr;
+  explicit PinnedInts(size_t n) {
+    ok(cudaMallocHost(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(int32_t)),
+       "cudaMallocHost");
+  }
+  ~PinnedInts() { cudaFreeHost(p); }
+  PinnedInts(const PinnedInts&) = delete;
+  PinnedInts& operator=(const PinnedInts&) = delete;
+};
+
+// Decode sizes: the small-batch path (device routing, no host wait) and the cuBLAS path on the
+// same routing, host-grouped (its GPU time alone) and device-routed (group on the device, copy
+// the counts, wait, then the GEMMs: what the Engine's step pays per MoE layer on that path).
+// Decode is memory-bound, so the figure is the GB/s of expert weights read (each touched
+// expert once) against the measured copy bandwidth.
+void run_small_batch_table(const CudaExpertBenchOptions& o,
+                           const kernels::cuda::ExpertLayerView& view,
+                           const std::vector<int32_t>& slots,
+                           const kernels::cuda::CublasHandle& blas, const Ceilings& top,
+                           std::mt19937& rng, EventTimer& timer, cudaStream_t stream) {
+  namespace kc = kernels::cuda;
+  if (o.small_rows.empty()) return;
+  std::printf(
+      "\ndecode sizes: the small-batch path (GEMVs reading the routing on the device, no host "
+      "wait; up to %lld pairs) vs the cuBLAS path\n",
+      static_cast<long long>(kc::kSmallBatchPairsMax));
+  std::printf(
+      "| rows | pairs | experts touched | weights read (MB) | small-batch ms | weight GB/s | %% of "
+      "copy | cuBLAS ms (host-grouped) | cuBLAS ms (device-routed, with the count wait) | "
+      "small-batch speed-up vs device-routed |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  PinnedInts counts(o.experts);
+  for (const int64_t n : o.small_rows) {
+    const int64_t pairs = n * o.top_k;
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routing(o, n, rng, ids, w);
+    const kc::ExpertGrouping g =
+        kc::group_pairs(ids.data(), pairs, slots.data(), o.experts, o.experts);
+    const int64_t touched =
+        std::count_if(g.counts.begin(), g.counts.end(), [](int32_t c) { return c > 0; });
+    const double weight_bytes = touched * 3.0 * o.hidden * o.inter * 2.0;
+    const kc::ExpertWorkspaceLayout l =
+        kc::expert_workspace_layout(pairs, o.experts, o.hidden, o.inter);
+    DeviceMemory x(n * o.hidden * sizeof(float)), out(n * o.hidden * sizeof(float));
+    DeviceMemory d_w(w.size() * sizeof(float)), d_ids(ids.size() * sizeof(int32_t));
+    DeviceMemory workspace(l.bytes);  // the larger of the two paths' (expert_plan.h)
+    kc::fill_random_f32(x.as<float>(), n * o.hidden, o.seed + 5, 1.0f, stream);
+    ok(cudaMemcpy(d_w.p, w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
+    ok(cudaMemcpy(d_ids.p, ids.data(), ids.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+       "upload");
+
+    double small_ms = -1.0;
+    if (kc::expert_stage_takes_small_batch(n, o.top_k))
+      small_ms = timer.median_ms(o.repeats, [&](int64_t) {
+        kc::expert_stage_small_batch(view, x.as<float>(), n, o.top_k, d_ids.as<int32_t>(),
+                                     d_w.as<float>(), out.as<float>(), workspace.p, l.bytes,
+                                     nullptr, stream);
+      });
+    auto* perm = reinterpret_cast<int32_t*>(workspace.as<unsigned char>() + l.perm);
+    auto* pos = reinterpret_cast<int32_t*>(workspace.as<unsigned char>() + l.pos_of_pair);
+    // The host grouping uploaded once (the small-batch runs above used the same bytes).
+    ok(cudaMemcpy(perm, g.perm.data(), g.perm.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+       "upload perm");
+    ok(cudaMemcpy(pos, g.pos_of_pair.data(), pairs * sizeof(int32_t), cudaMemcpyHostToDevice),
+       "upload pos_of_pair");
+    const double host_grouped_ms = timer.median_ms(o.repeats, [&](int64_t) {
+      kc::expert_stage(view, blas, x.as<float>(), n, o.top_k, {g.counts.data(), perm, pos},
+                       d_w.as<float>(), out.as<float>(), workspace.p, l.bytes, stream);
+    });
+    const double device_routed_ms = timer.median_ms(o.repeats, [&](int64_t) {
+      kc::expert_stage_device_routed_cublas(view, blas, x.as<float>(), n, o.top_k,
+                                            d_ids.as<int32_t>(), d_w.as<float>(), out.as<float>(),
+                                            workspace.p, l.bytes, counts.p, nullptr, stream);
+    });
+    char small[160] = "- (over the limit) | - | -";
+    if (small_ms > 0.0) {
+      const double gbps = weight_bytes / (small_ms * 1e-3) / 1e9;
+      std::snprintf(small, sizeof small, "%.3f | %.0f | %.1f", small_ms, gbps,
+                    100.0 * gbps / top.gbps);
+    }
+    char speedup[32] = "-";
+    if (small_ms > 0.0)
+      std::snprintf(speedup, sizeof speedup, "%.2fx", device_routed_ms / small_ms);
+    std::printf("| %lld | %lld | %lld | %.0f | %s | %.3f | %.3f | %s |\n",
+                static_cast<long long>(n), static_cast<long long>(pairs),
+                static_cast<long long>(touched), weight_bytes / 1e6, small, host_grouped_ms,
+                device_routed_ms, speedup);
+  }
+  std::printf(
+      "\nweights read: each touched expert's gate, up and down once (bf16); the small-batch "
+      "path reads them from HBM once per pass of up to 8 of an expert's pairs (more passes run "
+      "together and mostly hit L2). %% of copy: weight GB/s over the measured device copy "
+      "bandwidth (read + written).\n");
 }
 
 }  // namespace
@@ -190,8 +289,6 @@ int run_cuda_expert_bench(const CudaExpertBenchOptions& o) {
                 100.0 * gbps / top.gbps, compute_bound ? "compute" : "memory",
                 100.0 * std::max(compute_ms, memory_ms) / ms);
   }
-  blas.reset();
-  cudaStreamDestroy(stream);
   std::printf(
       "\nTFLOP/s counts 2 * 3 * H * I per held (row, expert) pair. GB/s counts each touched "
       "expert's weights once, x and out once, and each intermediate (gathered rows, gate_up, "
@@ -201,6 +298,9 @@ int run_cuda_expert_bench(const CudaExpertBenchOptions& o) {
   if (pct_at_4096 >= 0.0 && o.experts == 8 && o.top_k == 2 && o.hidden == 4096 && o.inter == 14336)
     std::printf("issue 8 bar (>= 60%% of the measured bf16 peak at 4096 rows): %.1f%%, %s\n",
                 pct_at_4096, pct_at_4096 >= 60.0 ? "met" : "NOT met");
+  run_small_batch_table(o, view, slots, *blas, top, rng, timer, stream);
+  blas.reset();
+  cudaStreamDestroy(stream);
   return 0;
 }
 

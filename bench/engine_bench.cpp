@@ -14,6 +14,7 @@
 #include "bench/gpu_limits.h"
 #include "bench/machine_limits.h"
 #include "core/format.h"
+#include "kernels/cuda/expert_plan.h"
 #include "model/engine.h"
 #include "model/parameter_count.h"
 #include "model/sampler.h"
@@ -94,11 +95,18 @@ int run_decode_bench(const DecodeBenchOptions& opts) {
   }
 
   const int64_t moe_layers = std::count(c.layer_is_moe.begin(), c.layer_is_moe.end(), true);
+  // Decode steps of batch * top_k <= kSmallBatchPairsMax pairs take the experts' small-batch
+  // path, which waits for nothing; larger ones wait once per MoE layer for cuBLAS's counts.
+  const bool small_batch = kernels::cuda::expert_stage_takes_small_batch(opts.batch, c.top_k);
   const std::string step_note =
       gpu ? "step: device-resident on cuda:" + std::to_string(opts.cuda_device) +
-                " (hidden state on the GPU; by design " + std::to_string(moe_layers + 1) +
-                " host synchronisations per step: one per MoE layer for the expert counts "
-                "cuBLAS needs, one for the logits)"
+                " (hidden state on the GPU; by design " +
+                std::to_string(small_batch ? 1 : moe_layers + 1) +
+                (small_batch ? " host synchronisation per step: the logits' copy (the experts' "
+                               "small-batch path reads the routing on the device)"
+                             : " host synchronisations per step: one per MoE layer for the "
+                               "expert counts cuBLAS needs, one for the logits") +
+                ")"
           : "";
   print_header("decode: batch " + std::to_string(opts.batch) + ", " + std::to_string(opts.rounds) +
                    " rounds of " + std::to_string(opts.tokens) + " steps",

@@ -56,6 +56,7 @@ const std::vector<OptionSpec> kScalingOptions = {
 };
 const std::vector<OptionSpec> kCudaExpertOptions = {
     {"rows", "LIST", "row counts, comma-separated", "1,8,64,512,4096,8192"},
+    {"small-rows", "LIST", "decode row counts for the small-batch table", "1,2,4,8,16"},
     {"experts", "E", "experts of the layer, all on the GPU", "8"},
     {"top-k", "K", "experts per row", "2"},
     {"hidden", "H", "hidden size", "4096"},
@@ -112,7 +113,8 @@ constexpr const char* kUsage =
     "  reload     live graph edits: saving the file to the new placement in use\n"
     "  scaling    skewed load with autoscaling off, threshold and EPLB-style\n"
     "  speculative  self-speculative decoding vs plain greedy decoding\n"
-    "  cuda-experts  the GPU expert stage: TFLOP/s vs rows (skipped without a GPU)\n"
+    "  cuda-experts  the GPU expert stage: TFLOP/s vs rows, small-batch GB/s (skipped without a "
+    "GPU)\n"
     "  nccl       NCCL send/recv GB/s on one GPU and between two, vs CUDA copies (exit 2 "
     "without a GPU)\n";
 
@@ -247,12 +249,15 @@ int run_bench(const std::vector<std::string>& argv) {
     if (print_help_if_asked(rest, "moeflow bench cuda-experts [options]",
                             "The GPU expert stage alone (random bf16 experts, uniform top-k "
                             "routing) vs rows, against the measured bf16 GEMM peak and copy "
-                            "bandwidth.",
+                            "bandwidth; then, at decode sizes, the small-batch path next to "
+                            "the cuBLAS path (GB/s of weights read vs copy bandwidth).",
                             kCudaExpertOptions))
       return 0;
     const Args args(rest, kCudaExpertOptions);
     bench::CudaExpertBenchOptions o;
     if (args.has("rows")) o.rows = bench::parse_count_list(*args.get("rows"), "rows", 1 << 20);
+    if (args.has("small-rows"))
+      o.small_rows = bench::parse_count_list(*args.get("small-rows"), "small-rows", 1 << 20);
     o.experts = args.get_int("experts", 8);
     o.top_k = args.get_int("top-k", 2);
     o.hidden = args.get_int("hidden", 4096);

@@ -28,8 +28,11 @@ struct GpuEngineStep::Impl {
   GpuExpertStage& experts;
   std::string who;                    // "GPU engine step on cuda:N"
   std::vector<int64_t> expert_bytes;  // [layer * num_experts + expert], as the shard reads them
-  std::vector<int64_t> pairs;         // [num_experts]: one layer's pairs per expert
   DeviceBuffer hidden, routed;        // [rows, hidden]: the residual stream, the experts' sum
+  // [layer * num_experts + expert] int32: the step's pairs per expert, counted by the expert
+  // stage on the device and copied to the host once per step, with the logits.
+  DeviceBuffer use_device;
+  PinnedBuffer use_host;
 };
 
 namespace {
@@ -58,6 +61,7 @@ GpuEngineStep::GpuEngineStep(RouterModel& router, ExpertShard& experts)
                      {},
                      {},
                      {},
+                     {},
                      {}}) {
   Impl& m = *impl_;
   if (experts.cuda_device() != router.cuda_device())
@@ -70,7 +74,6 @@ GpuEngineStep::GpuEngineStep(RouterModel& router, ExpertShard& experts)
   m.expert_bytes.assign(m.cfg.num_layers * E, 0);
   for (int64_t l = 0; l < m.cfg.num_layers; ++l)
     for (int64_t e = 0; e < E; ++e) m.expert_bytes[l * E + e] = experts.expert_bytes(l, e);
-  m.pairs.assign(E, 0);
 }
 
 GpuEngineStep::~GpuEngineStep() = default;
@@ -91,22 +94,39 @@ std::vector<float> GpuEngineStep::run(const StepPlan& plan, const ExpertBudget& 
   float* hidden = m.hidden.as<float>();
   float* routed = m.routed.as<float>();
   const bool count_use = static_cast<int64_t>(stats.expert_use.size()) == cfg.num_layers * E;
+  // The previous step's copy was waited for, so the pinned buffer is free to grow or reuse.
+  const size_t use_bytes = static_cast<size_t>(cfg.num_layers * E) * sizeof(int32_t);
+  m.use_device.reserve(use_bytes, "GPU engine step expert use");
+  m.use_host.reserve(use_bytes, "GPU engine step expert use (host)");
+  auto* use = m.use_device.as<int32_t>();
+  cudaStream_t stream = m.router.stream();
+  if (use_bytes > 0)
+    cuda_ok(cudaMemsetAsync(use, 0, use_bytes, stream), m.who + ": zero the expert use");
 
   m.router.embed_device(plan.tokens.data(), n, hidden);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const DeviceRouting r =
         m.router.attend_and_route_device(l, plan.layout, hidden, m.cache, budget);
     if (r.top_k == 0) continue;  // a dense layer: its MLP ran inside
-    std::fill(m.pairs.begin(), m.pairs.end(), 0);
-    stats.expert_rows += m.experts.run_device_routed(r, routed, m.router.stream(), m.pairs.data());
-    for (int64_t e = 0; e < E; ++e) {
-      if (m.pairs[e] == 0) continue;
-      stats.expert_bytes += m.expert_bytes[l * E + e];
-      if (count_use) stats.expert_use[l * E + e] += m.pairs[e];
-    }
+    m.experts.run_device_routed(r, routed, stream, use + l * E);
     m.router.combine_device(r, routed, hidden);
   }
+  // Queued before the logits, whose copy out the host waits for: after that wait the use is
+  // on the host too - the step's one synchronisation when every MoE layer took the small path.
+  if (use_bytes > 0)
+    cuda_ok(cudaMemcpyAsync(m.use_host.get(), use, use_bytes, cudaMemcpyDeviceToHost, stream),
+            m.who + ": copy the expert use out");
   m.router.logits_device(hidden, n, plan.output_rows, logits.data());
+  if (plan.output_rows.empty())  // no logits wanted: logits_device waited for nothing
+    cuda_ok(cudaStreamSynchronize(stream), m.who + ": wait for the step");
+
+  const int32_t* pairs = m.use_host.as<int32_t>();
+  for (int64_t i = 0; i < cfg.num_layers * E; ++i) {
+    if (pairs[i] == 0) continue;
+    stats.expert_rows += pairs[i];
+    stats.expert_bytes += m.expert_bytes[i];
+    if (count_use) stats.expert_use[i] += pairs[i];
+  }
   return logits;
 }
 

@@ -6,15 +6,19 @@
 // GPU expert stage runs on that routing where it lies (GpuExpertStage::run_device_routed) and
 // the router stage adds the result back (combine_device).
 //
-// Host synchronisations per step, by design: one per MoE layer (the expert stage's per-slot
-// counts, which cuBLAS needs on the host for each GEMM's row count) and one for the logits; the
-// dense layers, the embedding and the small uploads (page-locked staging) wait for nothing. Rare
-// extra waits: a scratch buffer growing to a larger step than any before, a KV-cache buffer
-// doubling (per sequence and layer at 16, 32, 64, ... rows).
+// Host synchronisations per step, by design: ONE - the logits' copy out - when every MoE layer
+// has at most kSmallBatchPairsMax (64) (row, choice) pairs (decode of up to 32 sequences at
+// top-2): the expert stage then runs its small-batch GEMVs, which read the routing on the
+// device. A larger step (prefill) adds one per MoE layer: the cuBLAS path copies the per-slot
+// counts to the host and waits, because cuBLAS takes each GEMM's row count from the host. The
+// dense layers, the embedding and the small uploads (page-locked staging) wait for nothing.
+// Rare extra waits: a scratch buffer growing to a larger step than any before, a KV-cache
+// buffer doubling (per sequence and layer at 16, 32, 64, ... rows).
 //
-// StepStats come from those same counts: the Engine's shard holds every expert, so the expert
-// stage's per-slot counts are exactly the routing's per-expert use - no copy of the expert ids
-// and no extra synchronisation (the constructor refuses a shard that lacks an expert).
+// StepStats come from per-expert pair counts the expert stage adds up on the device (both
+// paths), [layers, experts] int32, copied to the host once per step, queued before the logits
+// and so covered by their wait. The Engine's shard holds every expert (the constructor refuses
+// one that lacks one), so the held pairs per expert are exactly the routing's use.
 #include <cstdint>
 #include <memory>
 #include <vector>

@@ -40,7 +40,7 @@ struct GpuExpertStage::Impl {
   // run_device_routed's ordering: the producer's work before ours, ours before its next.
   cudaEvent_t routing_ready = nullptr, experts_done = nullptr;
   DeviceBuffer x, weights, out, workspace;
-  PinnedBuffer counts;  // the device grouping's per-slot counts, copied to the host
+  PinnedBuffer counts;  // the cuBLAS path's per-slot counts, copied to the host
   ~Impl() {
     if (routing_ready) cudaEventDestroy(routing_ready);
     if (experts_done) cudaEventDestroy(experts_done);
@@ -168,12 +168,13 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
   return positions;
 }
 
-int64_t GpuExpertStage::run_device_routed(const DeviceRouting& routing, float* out,
-                                          CUstream_st* after, int64_t* pairs_per_expert) {
+GpuExpertStage::DevicePath GpuExpertStage::run_device_routed(const DeviceRouting& routing,
+                                                             float* out, CUstream_st* after,
+                                                             int32_t* pairs_per_expert) {
   Impl& m = *impl_;
   check_device_routing(routing, m.cfg, m.who);
   const int64_t n = routing.rows, d = m.hidden, k = routing.top_k;
-  if (n == 0) return 0;
+  if (n == 0) return DevicePath::nothing_held;
   if (!out) throw Error(m.who + ": layer " + std::to_string(routing.layer) + ": null output");
   const kernels::cuda::ExpertLayer* layer = routing.layer < static_cast<int64_t>(m.layers.size())
                                                 ? m.layers[routing.layer].get()
@@ -181,34 +182,31 @@ int64_t GpuExpertStage::run_device_routed(const DeviceRouting& routing, float* o
   ok(cudaSetDevice(m.device), "cudaSetDevice");
   ok(cudaEventRecord(m.routing_ready, after), "record the routing's event");
   ok(cudaStreamWaitEvent(m.stream, m.routing_ready, 0), "wait for the routing");
-  int64_t pairs = 0;
+  DevicePath path = DevicePath::nothing_held;
   if (!layer) {  // nothing held for this layer: zeros, as run() gives
     ok(cudaMemsetAsync(out, 0, n * d * sizeof(float), m.stream), "zero the output");
   } else {
     const kernels::cuda::ExpertLayerView& view = layer->view();
     try {
-      m.workspace.reserve(kernels::cuda::expert_stage_workspace_bytes(view, n, k),
+      m.workspace.reserve(kernels::cuda::expert_stage_device_routed_workspace_bytes(view, n, k),
                           "GPU expert stage workspace");
-      m.counts.reserve(view.slots * sizeof(int32_t), "GPU expert stage counts");
-      kernels::cuda::expert_stage_device_routed(
+      // Only the cuBLAS path (more than kSmallBatchPairsMax pairs) copies counts back.
+      if (!kernels::cuda::expert_stage_takes_small_batch(n, k))
+        m.counts.reserve(view.slots * sizeof(int32_t), "GPU expert stage counts");
+      const kernels::cuda::DeviceRoutedPath taken = kernels::cuda::expert_stage_device_routed(
           view, *m.blas, routing.expert_rows, n, k, routing.experts, routing.weights, out,
-          m.workspace.get(), m.workspace.bytes(), m.counts.as<int32_t>(), m.stream);
+          m.workspace.get(), m.workspace.bytes(), m.counts.as<int32_t>(), pairs_per_expert,
+          m.stream);
+      path = taken == kernels::cuda::DeviceRoutedPath::small_batch ? DevicePath::small_batch
+                                                                   : DevicePath::cublas;
     } catch (const std::exception& e) {
       throw Error(m.who + ": layer " + std::to_string(routing.layer) + ", " + std::to_string(n) +
                   " rows of top-" + std::to_string(k) + " (device routed): " + e.what());
     }
-    // On the host now: expert_stage_device_routed waited for the counts' copy.
-    const int32_t* counts = m.counts.as<int32_t>();
-    for (int64_t s = 0; s < view.slots; ++s) pairs += counts[s];
-    if (pairs_per_expert) {
-      const std::vector<int32_t>& slot_of = layer->slot_of_expert();
-      for (size_t e = 0; e < slot_of.size(); ++e)
-        if (slot_of[e] >= 0) pairs_per_expert[e] += counts[slot_of[e]];
-    }
   }
   ok(cudaEventRecord(m.experts_done, m.stream), "record the experts' event");
   ok(cudaStreamWaitEvent(after, m.experts_done, 0), "order the caller after the experts");
-  return pairs;
+  return path;
 }
 
 #else  // built without CUDA: the constructor always refuses.
@@ -228,7 +226,8 @@ int64_t GpuExpertStage::weight_bytes() const {
 int64_t GpuExpertStage::run(const TokenBatch&, float*) {
   throw Error("GPU expert stage: built without CUDA");
 }
-int64_t GpuExpertStage::run_device_routed(const DeviceRouting&, float*, CUstream_st*, int64_t*) {
+GpuExpertStage::DevicePath GpuExpertStage::run_device_routed(const DeviceRouting&, float*,
+                                                             CUstream_st*, int32_t*) {
   throw Error("GPU expert stage: built without CUDA");
 }
 

@@ -36,17 +36,27 @@ class GpuExpertStage {
   // weight * expert(row). Returns how many (row, expert) pairs it computed.
   int64_t run(const TokenBatch& batch, float* out);
 
+  // Which kernels run_device_routed ran for a layer.
+  enum class DevicePath {
+    nothing_held,  // no expert of the layer here: zeros written
+    small_batch,   // rows * top_k <= kSmallBatchPairsMax (kernels/cuda/expert_plan.h): GEMVs,
+                   // the routing read on the device, no host wait
+    cublas,        // larger: grouped on the device, per-slot counts copied to the host and
+                   // waited for (cuBLAS takes each GEMM's row count from the host)
+  };
+
   // run() on routing in this device's memory (GpuRouterStage::attend_and_route_device): out
   // [routing.rows, hidden] (device) = the sum over chosen experts held here of weight *
   // expert(row). Queued on this stage's stream after the work queued so far on `after` (the
   // producer's stream), and `after` is made to wait for it (events), so the caller keeps queuing
-  // on its own stream. Groups the pairs on the device, then waits for one copy of the per-slot
-  // counts to the host: cuBLAS takes each GEMM's row count from the host, so this is the call's
-  // one synchronisation. With `pairs_per_expert` ([num_experts]), adds each held expert's pairs
-  // to it. Returns the pairs computed. Throws moeflow::Error naming layer and shape for routing
-  // this stage cannot run (check_device_routing) or a failed call.
-  int64_t run_device_routed(const DeviceRouting& routing, float* out, CUstream_st* after,
-                            int64_t* pairs_per_expert = nullptr);
+  // on its own stream. Decode-sized routing (small_batch) returns without waiting for anything;
+  // larger routing waits once for the per-slot counts (cublas). With `pairs_per_expert` (DEVICE
+  // [num_experts] int32), each held pair adds one at its expert, on the device, ordered before
+  // `after`'s next work like `out` - the caller copies it to the host when it next waits (the
+  // Engine's step: once per step, with the logits). Throws moeflow::Error naming layer and
+  // shape for routing this stage cannot run (check_device_routing) or a failed call.
+  DevicePath run_device_routed(const DeviceRouting& routing, float* out, CUstream_st* after,
+                               int32_t* pairs_per_expert = nullptr);
 
   // Device memory held for weights, in bytes.
   int64_t weight_bytes() const;

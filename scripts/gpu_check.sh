@@ -87,7 +87,7 @@ grep -q "SKIPPED" "$LOGS/tests.log" && echo "gpu_check: some tests skipped (see 
 # with the whole model on the GPU against the device's copy bandwidth (issue 8's bars), NCCL.
 if limit=$(budget_for "bench cuda-experts" 120); then
   run moeflow bench cuda-experts > "$LOGS/bench_cuda-experts.txt" 2>&1 || status=1
-  tail -14 "$LOGS/bench_cuda-experts.txt"
+  tail -30 "$LOGS/bench_cuda-experts.txt"
 fi
 # The checkpoint is made here (numpy only), not carried.
 ckpt="$(mktemp -d)/mixtral-bench"

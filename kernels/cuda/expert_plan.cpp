@@ -16,6 +16,10 @@ size_t align_up(size_t v) {
   throw std::invalid_argument("expert_stage: " + why);
 }
 
+[[noreturn]] void refuse_small(const std::string& why) {
+  throw std::invalid_argument("expert_stage_small_batch: " + why);
+}
+
 }  // namespace
 
 ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int64_t hidden,
@@ -103,6 +107,58 @@ ExpertStagePlan plan_expert_stage(int64_t slots, int64_t hidden, int64_t inter, 
            std::to_string(plan.layout.bytes) + " needed");
   if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0) refuse("workspace not 256-byte aligned");
   return plan;
+}
+
+bool expert_stage_takes_small_batch(int64_t n, int64_t top_k) {
+  // Each factor bounded first, so that n * top_k cannot overflow.
+  return n >= 0 && top_k >= 1 && n <= kSmallBatchPairsMax && top_k <= kSmallBatchPairsMax &&
+         n * top_k <= kSmallBatchPairsMax;
+}
+
+SmallBatchWorkspaceLayout small_batch_workspace_layout(int64_t n, int64_t top_k, int64_t hidden,
+                                                       int64_t inter) {
+  SmallBatchWorkspaceLayout l;
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    const size_t start = at;
+    at = align_up(at + bytes);
+    return start;
+  };
+  const size_t rows = static_cast<size_t>(std::max<int64_t>(n, 0));
+  const size_t p = rows * static_cast<size_t>(std::max<int64_t>(top_k, 0));
+  const size_t h = static_cast<size_t>(std::max<int64_t>(hidden, 0));
+  const size_t i = static_cast<size_t>(std::max<int64_t>(inter, 0));
+  l.pos_of_pair = take(4 * p);
+  l.perm = take(4 * p);
+  l.group_slot = take(4 * p);
+  l.group_start = take(4 * (p + 1));
+  l.group_count = take(4);
+  l.rows_bf16 = take(2 * rows * h);
+  l.activations = take(2 * p * i);
+  l.expert_out = take(4 * p * h);
+  l.bytes = at;
+  return l;
+}
+
+SmallBatchWorkspaceLayout plan_small_batch_stage(int64_t num_experts, int64_t slots, int64_t hidden,
+                                                 int64_t inter, int64_t n, int64_t top_k,
+                                                 const void* workspace, size_t workspace_bytes) {
+  if (n < 0 || top_k < 1 || hidden < 1 || inter < 1 || slots < 0 || num_experts < 1)
+    refuse_small("bad shape (n " + std::to_string(n) + ", top_k " + std::to_string(top_k) +
+                 ", hidden " + std::to_string(hidden) + ", inter " + std::to_string(inter) +
+                 ", slots " + std::to_string(slots) + ", experts " + std::to_string(num_experts) +
+                 ")");
+  if (!expert_stage_takes_small_batch(n, top_k))
+    refuse_small(std::to_string(n) + " rows x top-" + std::to_string(top_k) + " is more than " +
+                 std::to_string(kSmallBatchPairsMax) + " (row, choice) pairs (use expert_stage)");
+  const SmallBatchWorkspaceLayout l = small_batch_workspace_layout(n, top_k, hidden, inter);
+  if (n == 0) return l;
+  if (workspace_bytes < l.bytes)
+    refuse_small("workspace of " + std::to_string(workspace_bytes) + " bytes, " +
+                 std::to_string(l.bytes) + " needed");
+  if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
+    refuse_small("workspace not 256-byte aligned");
+  return l;
 }
 
 }  // namespace moeflow::kernels::cuda

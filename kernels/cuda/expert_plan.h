@@ -57,6 +57,44 @@ struct ExpertStagePlan {
   int64_t positions = 0;                // held pairs: sum of the counts
 };
 
+// --- the small-batch path (kernels/cuda/expert_small_batch.h) -------------------------------
+// At most this many (row, choice) pairs take the small-batch path. Why 64: it covers decode
+// batches of up to 32 rows at top-2 (issue 8's decode sizes are 1-16); it bounds the one-block
+// device grouping (one thread per pair, O(pairs²) shared-memory compares); and the GEMV does
+// one fp32 FMA per pair of an expert for each bf16 weight element it streams, so it stays
+// memory-bound while an expert has up to ~8-14 pairs (an H200 issues ~33 T fp32 FMA/s against
+// ~2.4 T bf16 weights/s from HBM) - 64 pairs spread over 8 experts is 8 each. Past that, the
+// tensor cores of the cuBLAS path win even with its per-layer count copy and wait.
+inline constexpr int64_t kSmallBatchPairsMax = 64;
+
+// Whether expert_stage_device_routed takes the small-batch path for n rows of top_k choices:
+// n * top_k <= kSmallBatchPairsMax (n >= 0, top_k >= 1; false for a bad shape).
+bool expert_stage_takes_small_batch(int64_t n, int64_t top_k);
+
+// Byte offsets into the small-batch path's workspace (each 256-byte aligned), for n rows of
+// top_k choices (pairs = n * top_k). Positions are as in the cuBLAS path: held pairs sorted by
+// slot (stable), so the combine is the same.
+struct SmallBatchWorkspaceLayout {
+  size_t pos_of_pair = 0;  // int32 [pairs]: position of each pair, -1 when not held
+  size_t perm = 0;         // int32 [pairs]: pair at each position
+  size_t group_slot = 0;   // int32 [pairs]: the touched slots, ascending
+  size_t group_start = 0;  // int32 [pairs + 1]: first position of each touched slot, then held
+  size_t group_count = 0;  // int32 [1]: how many slots are touched
+  size_t rows_bf16 = 0;    // bf16 [n, hidden]: x rounded once (the GEMV's input for gate_up)
+  size_t activations = 0;  // bf16 [pairs, inter]: silu(gate) * up by position
+  size_t expert_out = 0;   // fp32 [pairs, hidden]: each position's expert output
+  size_t bytes = 0;        // total
+};
+SmallBatchWorkspaceLayout small_batch_workspace_layout(int64_t n, int64_t top_k, int64_t hidden,
+                                                       int64_t inter);
+
+// Checks the small-batch path's arguments and returns its layout. Throws std::invalid_argument
+// "expert_stage_small_batch: ..." for a bad shape, more than kSmallBatchPairsMax pairs, or a
+// workspace too small or not 256-byte aligned (with n = 0 only the shape is checked).
+SmallBatchWorkspaceLayout plan_small_batch_stage(int64_t num_experts, int64_t slots, int64_t hidden,
+                                                 int64_t inter, int64_t n, int64_t top_k,
+                                                 const void* workspace, size_t workspace_bytes);
+
 // Checks the arguments of expert_stage and plans it. counts: HOST [slots] held pairs per slot.
 // Throws std::invalid_argument saying what is wrong (shape, counts, workspace size or
 // alignment, a dimension beyond cuBLAS's int range) before any device work. With n = 0 only

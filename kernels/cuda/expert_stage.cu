@@ -9,27 +9,31 @@
 
 #include "kernels/cuda/cublas_gemm.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/expert_combine.h"
+#include "kernels/cuda/expert_rounding.cuh"
+#include "kernels/cuda/expert_small_batch.h"
 #include "kernels/cuda/expert_stage.h"
 
 namespace moeflow::kernels::cuda {
 namespace {
 
 constexpr int kRowThreads = 128;  // gather / SwiGLU: one block per position, threads over columns
-constexpr int kCombineThreads = 256;
 
 // --- grouping (device) ------------------------------------------------------------------------
 
 __global__ void count_kernel(const int32_t* __restrict__ experts, int64_t pairs,
                              const int32_t* __restrict__ slot_of_expert, int64_t num_experts,
                              int64_t slots, int32_t* __restrict__ pair_slot,
-                             int32_t* __restrict__ counts) {
+                             int32_t* __restrict__ counts, int32_t* __restrict__ expert_pairs) {
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (p >= pairs) return;
   const int32_t e = experts[p];
   int32_t s = e >= 0 && e < num_experts ? slot_of_expert[e] : -1;
   if (s >= slots) s = -1;
   pair_slot[p] = s;
-  if (s >= 0) atomicAdd(&counts[s], 1);
+  if (s < 0) return;
+  atomicAdd(&counts[s], 1);
+  if (expert_pairs) atomicAdd(&expert_pairs[e], 1);
 }
 
 // Prefix sums over the slots (a few hundred at most: one thread is enough).
@@ -70,31 +74,11 @@ __global__ void __launch_bounds__(kRowThreads)
   const int64_t pos = blockIdx.x;
   const int32_t pair = perm[pos];
   const bool valid = pair >= 0 && pair < pairs;
-  const float* src = x + (valid ? pair / top_k : 0) * hidden;
-  __nv_bfloat16* dst = a + pos * hidden;
-  if constexpr (kVec) {
-    for (int64_t c = threadIdx.x * 8; c < hidden; c += kRowThreads * 8) {
-      float4 lo = make_float4(0.0f, 0.0f, 0.0f, 0.0f), hi = lo;
-      if (valid) {
-        lo = *reinterpret_cast<const float4*>(src + c);
-        hi = *reinterpret_cast<const float4*>(src + c + 4);
-      }
-      alignas(16) __nv_bfloat162 v[4] = {
-          __floats2bfloat162_rn(lo.x, lo.y), __floats2bfloat162_rn(lo.z, lo.w),
-          __floats2bfloat162_rn(hi.x, hi.y), __floats2bfloat162_rn(hi.z, hi.w)};
-      *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(v);
-    }
-  } else {
-    for (int64_t c = threadIdx.x; c < hidden; c += kRowThreads)
-      dst[c] = __float2bfloat16(valid ? src[c] : 0.0f);
-  }
+  detail::row_to_bf16<kVec, kRowThreads>(x + (valid ? pair / top_k : 0) * hidden, valid, hidden,
+                                         a + pos * hidden);
 }
 
 // --- SwiGLU: act[pos, i] = silu(gate_up[pos, 2i]) * gate_up[pos, 2i + 1] ------------------------
-
-__device__ __forceinline__ float swiglu(float gate, float up) {
-  return gate / (1.0f + expf(-gate)) * up;
-}
 
 // One block per position. kVec: 8 outputs per thread from 32 bytes of (gate, up) pairs, one
 // 16-byte store (inter % 8 == 0; rows are then 32- and 16-byte aligned in the workspace).
@@ -113,53 +97,15 @@ __global__ void __launch_bounds__(kRowThreads)
       alignas(16) __nv_bfloat162 o[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        o[j] =
-            __floats2bfloat162_rn(swiglu(__low2float(gu[2 * j]), __high2float(gu[2 * j])),
-                                  swiglu(__low2float(gu[2 * j + 1]), __high2float(gu[2 * j + 1])));
+        o[j] = __floats2bfloat162_rn(
+            detail::swiglu(__low2float(gu[2 * j]), __high2float(gu[2 * j])),
+            detail::swiglu(__low2float(gu[2 * j + 1]), __high2float(gu[2 * j + 1])));
       *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(o);
     }
   } else {
     for (int64_t c = threadIdx.x; c < inter; c += kRowThreads)
-      dst[c] =
-          __float2bfloat16(swiglu(__bfloat162float(src[2 * c]), __bfloat162float(src[2 * c + 1])));
-  }
-}
-
-// --- combine: out[row] = sum over held choices j (in order) of weight_j * expert_out[pos_j] ----
-// One block per row. kVec: float4 columns (hidden % 4 == 0, out 16-byte aligned). A position
-// outside [0, positions) counts as not held.
-template <bool kVec>
-__global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(const float* __restrict__ expert_out, const int32_t* __restrict__ pos_of_pair,
-                   const float* __restrict__ weights, int64_t top_k, int64_t hidden,
-                   int64_t positions, float* __restrict__ out) {
-  const int64_t row = blockIdx.x;
-  const int32_t* pos = pos_of_pair + row * top_k;
-  const float* wt = weights + row * top_k;
-  if constexpr (kVec) {
-    for (int64_t c = threadIdx.x * 4; c < hidden; c += kCombineThreads * 4) {
-      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int64_t j = 0; j < top_k; ++j) {
-        const int32_t p = pos[j];
-        if (p < 0 || p >= positions) continue;
-        const float w = wt[j];
-        const float4 e = *reinterpret_cast<const float4*>(expert_out + p * hidden + c);
-        sum.x += w * e.x;
-        sum.y += w * e.y;
-        sum.z += w * e.z;
-        sum.w += w * e.w;
-      }
-      *reinterpret_cast<float4*>(out + row * hidden + c) = sum;
-    }
-  } else {
-    for (int64_t c = threadIdx.x; c < hidden; c += kCombineThreads) {
-      float sum = 0.0f;
-      for (int64_t j = 0; j < top_k; ++j) {
-        const int32_t p = pos[j];
-        if (p >= 0 && p < positions) sum += wt[j] * expert_out[p * hidden + c];
-      }
-      out[row * hidden + c] = sum;
-    }
+      dst[c] = __float2bfloat16(
+          detail::swiglu(__bfloat162float(src[2 * c]), __bfloat162float(src[2 * c + 1])));
   }
 }
 
@@ -237,7 +183,7 @@ ExpertLayer::~ExpertLayer() {
 }
 
 void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* experts, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream) {
+                  size_t workspace_bytes, int32_t* expert_pairs, cudaStream_t stream) {
   const ExpertWorkspaceLayout l = expert_workspace_layout(pairs, w.slots, w.hidden, w.inter);
   if (workspace_bytes < l.bytes)
     throw std::invalid_argument("expert_group: workspace of " + std::to_string(workspace_bytes) +
@@ -250,7 +196,7 @@ void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* expert
     MOEFLOW_CUDA_CHECK(cudaMemsetAsync(counts, 0, w.slots * sizeof(int32_t), stream));
   if (pairs > 0) {
     count_kernel<<<blocks_for(pairs, 256), 256, 0, stream>>>(
-        experts, pairs, w.slot_of_expert, w.num_experts, w.slots, pair_slot, counts);
+        experts, pairs, w.slot_of_expert, w.num_experts, w.slots, pair_slot, counts, expert_pairs);
     MOEFLOW_CUDA_CHECK_LAUNCH("count_kernel");
   }
   scan_kernel<<<1, 32, 0, stream>>>(counts, w.slots, at<int32_t>(workspace, l.offsets), cursors);
@@ -304,25 +250,21 @@ void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const floa
                            w.down + s.slot * H * I, expert_out + s.first_position * H, GemmOut::f32,
                            s.rows, H, I, stream, "down slot", s.slot);
   }
-  const auto rows = static_cast<unsigned>(n);  // n * top_k <= INT_MAX (plan checked)
-  if (H % 4 == 0 && aligned16(out))
-    combine_kernel<true><<<rows, kCombineThreads, 0, stream>>>(
-        expert_out, routing.pos_of_pair, weights, top_k, H, plan.positions, out);
-  else
-    combine_kernel<false><<<rows, kCombineThreads, 0, stream>>>(
-        expert_out, routing.pos_of_pair, weights, top_k, H, plan.positions, out);
-  MOEFLOW_CUDA_CHECK_LAUNCH("combine_kernel");
+  expert_combine(expert_out, routing.pos_of_pair, weights, n, top_k, H, plan.positions, out,
+                 stream);
 }
 
-void expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas, const float* x,
-                                int64_t n, int64_t top_k, const int32_t* experts,
-                                const float* weights, float* out, void* workspace,
-                                size_t workspace_bytes, int32_t* counts_host, cudaStream_t stream) {
+void expert_stage_device_routed_cublas(const ExpertLayerView& w, const CublasHandle& blas,
+                                       const float* x, int64_t n, int64_t top_k,
+                                       const int32_t* experts, const float* weights, float* out,
+                                       void* workspace, size_t workspace_bytes,
+                                       int32_t* counts_host, int32_t* expert_pairs,
+                                       cudaStream_t stream) {
   require(n >= 0 && top_k >= 1, "bad shape");
   if (n == 0) return;
   require(w.slots == 0 || counts_host, "null counts_host");
   const ExpertWorkspaceLayout l = expert_workspace_layout(n * top_k, w.slots, w.hidden, w.inter);
-  expert_group(w, n * top_k, experts, workspace, workspace_bytes, stream);
+  expert_group(w, n * top_k, experts, workspace, workspace_bytes, expert_pairs, stream);
   if (w.slots > 0) {
     MOEFLOW_CUDA_CHECK(cudaMemcpyAsync(counts_host, at<int32_t>(workspace, l.counts),
                                        w.slots * sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
@@ -331,6 +273,29 @@ void expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& bl
   const ExpertRouting routing{counts_host, at<int32_t>(workspace, l.perm),
                               at<int32_t>(workspace, l.pos_of_pair)};
   expert_stage(w, blas, x, n, top_k, routing, weights, out, workspace, workspace_bytes, stream);
+}
+
+size_t expert_stage_device_routed_workspace_bytes(const ExpertLayerView& w, int64_t n,
+                                                  int64_t top_k) {
+  return expert_stage_takes_small_batch(n, top_k)
+             ? expert_stage_small_batch_workspace_bytes(w, n, top_k)
+             : expert_stage_workspace_bytes(w, n, top_k);
+}
+
+DeviceRoutedPath expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas,
+                                            const float* x, int64_t n, int64_t top_k,
+                                            const int32_t* experts, const float* weights,
+                                            float* out, void* workspace, size_t workspace_bytes,
+                                            int32_t* counts_host, int32_t* expert_pairs,
+                                            cudaStream_t stream) {
+  if (expert_stage_takes_small_batch(n, top_k)) {
+    expert_stage_small_batch(w, x, n, top_k, experts, weights, out, workspace, workspace_bytes,
+                             expert_pairs, stream);
+    return DeviceRoutedPath::small_batch;
+  }
+  expert_stage_device_routed_cublas(w, blas, x, n, top_k, experts, weights, out, workspace,
+                                    workspace_bytes, counts_host, expert_pairs, stream);
+  return DeviceRoutedPath::cublas;
 }
 
 }  // namespace moeflow::kernels::cuda

@@ -9,6 +9,9 @@
 //   swiglu   silu(gate) * up -> bf16 [positions, inter]
 //   down     one cuBLAS GEMM per non-empty slot: activations x [hidden, inter]ᵀ -> fp32
 //   combine  out[row] = sum over its held choices of weight * expert output, in choice order
+//            (expert_combine.h)
+// For decode-sized batches with device routing, expert_small_batch.h runs the same contract as
+// GEMVs without any host synchronisation; expert_stage_device_routed picks between the two.
 // The GEMMs are cuBLAS's (bf16 operands, fp32 accumulation); the memory-bound steps are ours.
 // Knows nothing of actors, models or networks: plain functions over device pointers.
 #include <cuda_runtime_api.h>
@@ -88,17 +91,41 @@ void expert_stage(const ExpertLayerView& w, const CublasHandle& blas, const floa
                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // The device grouping: fills the workspace's counts, offsets, pair_slot, perm and pos_of_pair
-// from device expert ids [pairs] (see ExpertWorkspaceLayout). Asynchronous on `stream`.
+// from device expert ids [pairs] (see ExpertWorkspaceLayout). expert_pairs: null, or device
+// [num_experts] int32 to which each held pair adds one at its expert. Asynchronous on `stream`.
 void expert_group(const ExpertLayerView& w, int64_t pairs, const int32_t* experts, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream);
+                  size_t workspace_bytes, int32_t* expert_pairs, cudaStream_t stream);
 
-// For a caller whose expert ids are on the device: expert_group, then the one device-to-host
-// copy of the counts into `counts_host` ([slots]; pinned memory makes it cheaper) and a
-// synchronisation of `stream` - the price of cuBLAS's host-side shapes - then expert_stage on
-// the workspace's perm and pos_of_pair. Returns after queuing the stage (asynchronous again).
-void expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas, const float* x,
-                                int64_t n, int64_t top_k, const int32_t* experts,
-                                const float* weights, float* out, void* workspace,
-                                size_t workspace_bytes, int32_t* counts_host, cudaStream_t stream);
+// The cuBLAS path for a caller whose expert ids are on the device: expert_group, then the one
+// device-to-host copy of the counts into `counts_host` ([slots]; pinned memory makes it cheaper)
+// and a synchronisation of `stream` - the price of cuBLAS's host-side shapes - then expert_stage
+// on the workspace's perm and pos_of_pair. Returns after queuing the stage (asynchronous again).
+// Workspace: expert_stage_workspace_bytes(w, n, top_k); expert_pairs as for expert_group.
+void expert_stage_device_routed_cublas(const ExpertLayerView& w, const CublasHandle& blas,
+                                       const float* x, int64_t n, int64_t top_k,
+                                       const int32_t* experts, const float* weights, float* out,
+                                       void* workspace, size_t workspace_bytes,
+                                       int32_t* counts_host, int32_t* expert_pairs,
+                                       cudaStream_t stream);
+
+// Bytes of workspace expert_stage_device_routed needs: the small-batch path's or the cuBLAS
+// path's, whichever it takes for this shape (never more than expert_stage_workspace_bytes).
+size_t expert_stage_device_routed_workspace_bytes(const ExpertLayerView& w, int64_t n,
+                                                  int64_t top_k);
+
+enum class DeviceRoutedPath { small_batch, cublas };
+
+// The expert stage on device routing (experts: device [n, top_k] ids). Up to
+// kSmallBatchPairsMax pairs: expert_stage_small_batch (expert_small_batch.h) - nothing copied
+// to the host, no synchronisation, counts_host untouched (may be null). Beyond: the cuBLAS path
+// (expert_stage_device_routed_cublas), which waits once for the counts. Either way each held
+// pair adds one to expert_pairs[expert] (when not null) on the device, so a caller's per-expert
+// statistic needs no host copy per call. Returns the path taken.
+DeviceRoutedPath expert_stage_device_routed(const ExpertLayerView& w, const CublasHandle& blas,
+                                            const float* x, int64_t n, int64_t top_k,
+                                            const int32_t* experts, const float* weights,
+                                            float* out, void* workspace, size_t workspace_bytes,
+                                            int32_t* counts_host, int32_t* expert_pairs,
+                                            cudaStream_t stream);
 
 }  // namespace moeflow::kernels::cuda

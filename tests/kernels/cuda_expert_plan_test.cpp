@@ -1,6 +1,6 @@
 // The GPU expert stage's host-side arithmetic (kernels/cuda/expert_plan.h): grouping of (row,
 // choice) pairs by held expert, the workspace layout, the per-slot GEMM slices and the argument
-// checks. Runs in every build, GPU or not.
+// checks; the small-batch path's limit, layout and checks. Runs in every build, GPU or not.
 #include "kernels/cuda/expert_plan.h"
 
 #include <gtest/gtest.h>
@@ -148,6 +148,77 @@ TEST(CudaExpertPlan, PlanRefusesBadArguments) {
   expect_refused("int range", 4, 64, int64_t{1} << 30, 5, 2, counts.data(), ws, need);
   // No rows: nothing to check but the shape.
   EXPECT_EQ(plan_expert_stage(4, 64, 128, 0, 2, counts.data(), ws, 256).positions, 0);
+}
+
+// --- the small-batch path ---------------------------------------------------------------------
+
+TEST(CudaExpertPlan, SmallBatchTakesUpTo64Pairs) {
+  EXPECT_EQ(kSmallBatchPairsMax, 64);
+  EXPECT_TRUE(expert_stage_takes_small_batch(1, 2));
+  EXPECT_TRUE(expert_stage_takes_small_batch(32, 2));
+  EXPECT_FALSE(expert_stage_takes_small_batch(33, 2));
+  EXPECT_TRUE(expert_stage_takes_small_batch(16, 4));
+  EXPECT_TRUE(expert_stage_takes_small_batch(64, 1));
+  EXPECT_FALSE(expert_stage_takes_small_batch(65, 1));
+  EXPECT_FALSE(expert_stage_takes_small_batch(1, 65));
+  EXPECT_FALSE(expert_stage_takes_small_batch(2, int64_t{1} << 62));  // no overflow
+  EXPECT_FALSE(expert_stage_takes_small_batch(int64_t{1} << 62, 4));
+  EXPECT_TRUE(expert_stage_takes_small_batch(0, 2));  // nothing to do: no wait either
+  EXPECT_FALSE(expert_stage_takes_small_batch(1, 0));
+  EXPECT_FALSE(expert_stage_takes_small_batch(-1, 2));
+}
+
+TEST(CudaExpertPlan, SmallBatchWorkspaceRegionsAreAlignedAndDisjoint) {
+  const size_t n = 13, k = 4, pairs = n * k, hidden = 70, inter = 33;
+  const SmallBatchWorkspaceLayout l = small_batch_workspace_layout(n, k, hidden, inter);
+  const std::vector<std::pair<size_t, size_t>> regions = {{l.pos_of_pair, 4 * pairs},
+                                                          {l.perm, 4 * pairs},
+                                                          {l.group_slot, 4 * pairs},
+                                                          {l.group_start, 4 * (pairs + 1)},
+                                                          {l.group_count, 4},
+                                                          {l.rows_bf16, 2 * n * hidden},
+                                                          {l.activations, 2 * pairs * inter},
+                                                          {l.expert_out, 4 * pairs * hidden}};
+  for (size_t i = 0; i < regions.size(); ++i) {
+    EXPECT_EQ(regions[i].first % 256, 0u) << i;
+    EXPECT_LE(regions[i].first + regions[i].second, l.bytes) << i;
+    if (i > 0) {
+      EXPECT_GE(regions[i].first, regions[i - 1].first + regions[i - 1].second) << i;
+    }
+  }
+  // Never more than the cuBLAS path's workspace for the same shape (a caller sized for that
+  // one can run either).
+  for (int64_t slots : {1, 8, 64})
+    EXPECT_LE(l.bytes, expert_workspace_layout(pairs, slots, hidden, inter).bytes) << slots;
+}
+
+TEST(CudaExpertPlan, SmallBatchPlanRefusesBadArguments) {
+  void* ws = aligned_fake();
+  const size_t need = small_batch_workspace_layout(4, 2, 64, 32).bytes;
+  auto refused = [&](const std::string& want, int64_t experts, int64_t slots, int64_t hidden,
+                     int64_t inter, int64_t n, int64_t k, const void* w, size_t bytes) {
+    try {
+      plan_small_batch_stage(experts, slots, hidden, inter, n, k, w, bytes);
+      ADD_FAILURE() << "accepted; wanted '" << want << "'";
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.rfind("expert_stage_small_batch: ", 0), 0u) << what;
+      EXPECT_NE(what.find(want), std::string::npos) << what;
+    }
+  };
+  EXPECT_EQ(plan_small_batch_stage(8, 8, 64, 32, 4, 2, ws, need).bytes, need);
+  refused("more than 64", 8, 8, 64, 32, 33, 2, ws, 1 << 30);
+  refused("more than 64", 8, 8, 64, 32, 1, 100, ws, 1 << 30);
+  refused("workspace of", 8, 8, 64, 32, 4, 2, ws, need - 1);
+  refused("aligned", 8, 8, 64, 32, 4, 2, static_cast<char*>(ws) + 16, need);
+  refused("bad shape", 8, 8, 64, 32, 4, 0, ws, need);
+  refused("bad shape", 8, 8, 0, 32, 4, 2, ws, need);
+  refused("bad shape", 8, 8, 64, 0, 4, 2, ws, need);
+  refused("bad shape", 8, -1, 64, 32, 4, 2, ws, need);
+  refused("bad shape", 0, 0, 64, 32, 4, 2, ws, need);
+  refused("bad shape", 8, 8, 64, 32, -1, 2, ws, need);
+  // No rows: only the shape is checked.
+  EXPECT_NO_THROW(plan_small_batch_stage(8, 8, 64, 32, 0, 2, nullptr, 0));
 }
 
 }  // namespace

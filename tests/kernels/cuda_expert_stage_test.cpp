@@ -3,7 +3,9 @@
 // expert groups (experts with no rows, one with most of them), experts not held here, shapes off
 // every vector width (the scalar paths of gather, SwiGLU and combine), several hundred rows;
 // routing grouped on the host and on the device. Outputs and workspace are poisoned (NaN) before
-// each run. Skips without a CUDA device.
+// each run. The device-routed forms: the cuBLAS path forced, and the dispatch by size (the
+// small-batch path has its own test, cuda_expert_small_batch_test.cpp). Skips without a CUDA
+// device.
 #if MOEFLOW_HAVE_CUDA
 #include "kernels/cuda/expert_stage.h"
 
@@ -15,126 +17,20 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/convert.h"
-#include "model/expert_stage.h"
+#include "tests/kernels/cuda_expert_case.h"
 #include "tests/kernels/cuda_test_util.h"
 
 namespace moeflow {
 namespace {
 
+using test_support::Case;
 using test_support::DeviceArray;
+using test_support::StageShape;
 namespace kc = kernels::cuda;
 
-// bf16 bits of random normal values with standard deviation `scale`.
-std::vector<uint16_t> random_bf16(size_t n, float scale, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<uint16_t> out(n);
-  for (auto& v : out) v = kernels::f32_to_bf16(normal(rng));
-  return out;
-}
-
-struct StageShape {
-  int64_t n, num_experts, top_k, hidden, inter;
-  int64_t held;         // experts held here: every `num_experts / held`-th one
-  int64_t hot_experts;  // routing draws from the first this many experts (ragged groups)
-};
-
-std::string describe(const StageShape& s) {
-  return "n=" + std::to_string(s.n) + " experts=" + std::to_string(s.num_experts) +
-         " k=" + std::to_string(s.top_k) + " hidden=" + std::to_string(s.hidden) +
-         " inter=" + std::to_string(s.inter) + " held=" + std::to_string(s.held);
-}
-
-// Random routing: k distinct experts per row, mostly among the hot ones, weights in (0.05, 1).
-void random_routing(const StageShape& s, std::mt19937& rng, std::vector<int32_t>& experts,
-                    std::vector<float>& weights) {
-  std::uniform_real_distribution<float> weight(0.05f, 1.0f);
-  experts.resize(s.n * s.top_k);
-  weights.resize(s.n * s.top_k);
-  std::vector<int32_t> ids(s.num_experts);
-  for (int64_t r = 0; r < s.n; ++r) {
-    std::iota(ids.begin(), ids.end(), 0);
-    const int64_t pool = std::max(s.top_k, s.hot_experts);
-    std::shuffle(ids.begin(), ids.begin() + pool, rng);
-    for (int64_t j = 0; j < s.top_k; ++j) {
-      experts[r * s.top_k + j] = ids[j];
-      weights[r * s.top_k + j] = weight(rng);
-    }
-  }
-}
-
-// One layer's random experts (a subset held), the CPU stage's answer for a random batch, and
-// what the GPU needs to compute it.
-struct Case {
-  std::vector<std::vector<uint16_t>> gate, up, down;  // per expert, empty when not held
-  std::vector<kc::HostExpert> held;
-  ExpertWeights cpu_weights;
-  TokenBatch batch;
-  std::vector<float> want;
-};
-
-Case make_case(const StageShape& s, std::mt19937& rng) {
-  Case c;
-  c.gate.resize(s.num_experts);
-  c.up.resize(s.num_experts);
-  c.down.resize(s.num_experts);
-  c.cpu_weights.experts.assign(1, std::vector<MlpWeights>(s.num_experts));
-  const int64_t stride = s.num_experts / s.held;
-  // Weights scaled like a trained layer's (outputs of order one).
-  for (int64_t e = 0; e < s.num_experts; e += stride) {
-    if (static_cast<int64_t>(c.held.size()) == s.held) break;
-    c.gate[e] = random_bf16(s.inter * s.hidden, 1.0f / std::sqrt(float(s.hidden)), rng);
-    c.up[e] = random_bf16(s.inter * s.hidden, 1.0f / std::sqrt(float(s.hidden)), rng);
-    c.down[e] = random_bf16(s.hidden * s.inter, 1.0f / std::sqrt(float(s.inter)), rng);
-    c.held.push_back({static_cast<int32_t>(e), c.gate[e].data(), c.up[e].data(), c.down[e].data()});
-    MlpWeights& w = c.cpu_weights.experts[0][e];
-    w.gate = {kernels::WeightType::bf16, c.gate[e].data(), s.inter, s.hidden};
-    w.up = {kernels::WeightType::bf16, c.up[e].data(), s.inter, s.hidden};
-    w.down = {kernels::WeightType::bf16, c.down[e].data(), s.hidden, s.inter};
-  }
-  c.batch.layer = 0;
-  c.batch.hidden_size = s.hidden;
-  c.batch.top_k = s.top_k;
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  c.batch.rows.resize(s.n * s.hidden);
-  for (float& v : c.batch.rows) v = normal(rng);
-  c.batch.seq_ids.assign(s.n, 0);
-  c.batch.positions.assign(s.n, 0);
-  random_routing(s, rng, c.batch.experts, c.batch.weights);
-
-  ModelConfig cfg;
-  cfg.num_experts = s.num_experts;
-  cfg.hidden_size = s.hidden;
-  cfg.expert_intermediate = s.inter;
-  cfg.top_k = s.top_k;
-  ExpertStage cpu(cfg, c.cpu_weights);
-  c.want.assign(s.n * s.hidden, NAN);
-  cpu.run(c.batch, c.want.data());
-  return c;
-}
-
-// The output is complete, close to the CPU's, and exactly zero on rows with no held expert.
-void expect_matches(const StageShape& s, const Case& c, const std::vector<float>& got,
-                    const char* run) {
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_FALSE(std::isnan(got[i])) << "output " << i << " not written (" << run << ")";
-  // bf16 rows, gate_up and activations on the GPU (fp32 on the CPU), bf16 weights on both:
-  // a few 1e-3 expected.
-  EXPECT_LT(test_support::relative_error(got, c.want), 1e-2) << run;
-  for (int64_t r = 0; r < s.n; ++r) {
-    bool any = false;
-    for (int64_t j = 0; j < s.top_k; ++j)
-      any |= !c.cpu_weights.experts[0][c.batch.experts[r * s.top_k + j]].empty();
-    if (any) continue;
-    for (int64_t col = 0; col < s.hidden; ++col) {
-      ASSERT_EQ(got[r * s.hidden + col], 0.0f) << "row " << r << " (" << run << ")";
-    }
-  }
-}
-
 void check_stage(const StageShape& s, const kc::CublasHandle& blas, std::mt19937& rng) {
-  SCOPED_TRACE(describe(s));
-  const Case c = make_case(s, rng);
+  SCOPED_TRACE(test_support::describe(s));
+  const Case c = test_support::make_case(s, rng);
   kc::ExpertLayer layer(s.num_experts, s.hidden, s.inter, c.held);
   const kc::ExpertLayerView& view = layer.view();
   DeviceArray<float> x(c.batch.rows);
@@ -164,17 +60,35 @@ void check_stage(const StageShape& s, const kc::CublasHandle& blas, std::mt19937
     const kc::ExpertRouting routing{g.counts.data(), perm, pos};
     kc::expert_stage(view, blas, x.get(), s.n, s.top_k, routing, weights.get(), out.get(),
                      workspace.get(), l.bytes, nullptr);
-    expect_matches(s, c, out.download(), run == 0 ? "host routing" : "host routing, again");
+    test_support::expect_matches(s, c, out.download(),
+                                 run == 0 ? "host routing" : "host routing, again");
   }
 
-  // Grouped on the device: the counts come back to the host once.
+  // Grouped on the device, cuBLAS path forced: the counts come back to the host once; every
+  // held pair is counted at its expert on the device.
+  std::vector<int32_t> want_pairs(s.num_experts, 0);
+  for (int32_t e : c.batch.experts)
+    if (layer.slot_of_expert()[e] >= 0) ++want_pairs[e];
   out.poison();
   workspace.poison();
   std::vector<int32_t> counts(view.slots, -7);
-  kc::expert_stage_device_routed(view, blas, x.get(), s.n, s.top_k, experts.get(), weights.get(),
-                                 out.get(), workspace.get(), l.bytes, counts.data(), nullptr);
+  DeviceArray<int32_t> expert_pairs(std::vector<int32_t>(s.num_experts, 0));
+  kc::expert_stage_device_routed_cublas(view, blas, x.get(), s.n, s.top_k, experts.get(),
+                                        weights.get(), out.get(), workspace.get(), l.bytes,
+                                        counts.data(), expert_pairs.get(), nullptr);
   EXPECT_EQ(counts, g.counts);
-  expect_matches(s, c, out.download(), "device routing");
+  EXPECT_EQ(expert_pairs.download(), want_pairs);
+  test_support::expect_matches(s, c, out.download(), "device routing, cuBLAS path");
+
+  // The dispatching form: the small-batch path up to kSmallBatchPairsMax pairs, else cuBLAS.
+  out.poison();
+  workspace.poison();
+  ASSERT_LE(kc::expert_stage_device_routed_workspace_bytes(view, s.n, s.top_k), l.bytes);
+  const kc::DeviceRoutedPath path = kc::expert_stage_device_routed(
+      view, blas, x.get(), s.n, s.top_k, experts.get(), weights.get(), out.get(), workspace.get(),
+      l.bytes, counts.data(), nullptr, nullptr);
+  EXPECT_EQ(path == kc::DeviceRoutedPath::small_batch, pairs <= kc::kSmallBatchPairsMax);
+  test_support::expect_matches(s, c, out.download(), "device routing, path by size");
 }
 
 TEST(CudaExpertStage, MatchesTheCpuExpertStage) {
@@ -199,7 +113,7 @@ TEST(CudaExpertStage, UploadInterleavesGateAndUpRows) {
   MOEFLOW_REQUIRE_CUDA_DEVICE();
   std::mt19937 rng(std::random_device{}());
   const StageShape s{4, 6, 2, 24, 10, 3, 6};
-  const Case c = make_case(s, rng);
+  const Case c = test_support::make_case(s, rng);
   kc::ExpertLayer layer(s.num_experts, s.hidden, s.inter, c.held);
   const kc::ExpertLayerView& v = layer.view();
   ASSERT_EQ(v.slots, 3);
@@ -245,7 +159,7 @@ TEST(CudaExpertStage, DeviceGroupingMatchesTheHostReference) {
   DeviceArray<int32_t> d_ids(ids);
   DeviceArray<unsigned char> workspace(l.bytes);
   workspace.poison();
-  kc::expert_group(layer.view(), pairs, d_ids.get(), workspace.get(), l.bytes, nullptr);
+  kc::expert_group(layer.view(), pairs, d_ids.get(), workspace.get(), l.bytes, nullptr, nullptr);
   const std::vector<unsigned char> bytes = workspace.download();
   auto ints = [&](size_t offset, size_t count) {
     const auto* p = reinterpret_cast<const int32_t*>(bytes.data() + offset);

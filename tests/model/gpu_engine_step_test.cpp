@@ -3,7 +3,8 @@
 // (mixtral; qwen2_moe with qkv biases and a gated shared expert; olmoe with q/k norm; deepseek
 // with a dense first layer and shared experts). One run walks a ragged prefill (all positions),
 // decode steps, a prefill mixed with decodes (only the last rows' logits: the packed-rows path),
-// two elastic budgets, a rolled-back sequence and a released one started again. Tokens are drawn
+// two elastic budgets, a rolled-back sequence and a released one started again - all within the
+// experts' small-batch path (<= 64 pairs) - then a 41-row step on the cuBLAS path. Tokens are drawn
 // fresh each run; both engines get the same tokens (the CPU's greedy choices).
 //
 // Checks per step: logits ||gpu - cpu|| / ||cpu|| < 2e-2 (bf16 activations into the GEMMs on the
@@ -292,7 +293,11 @@ TEST(GpuEngineStep, MatchesTheCpuEngineOnGoldenCheckpoints) {
     // A released sequence started again, beside a decode.
     s.release(22);
     EXPECT_EQ(s.gpu->sequence_length(22), 0);
-    s.step("restart", {{22, prompt(3)}, {44, {next[0]}}}, false);
+    next = s.step("restart", {{22, prompt(3)}, {44, {next[0]}}}, false);
+    // Every step so far has at most 64 (row, choice) pairs per MoE layer at top-2 (15 rows at
+    // most): the experts' small-batch path. 41 rows (82 pairs) take the cuBLAS path, with its
+    // per-layer count wait, in the same engine.
+    s.step("a prefill past the small-batch limit", {{55, prompt(40)}, {44, {next[1]}}}, false);
   }
 }
 
