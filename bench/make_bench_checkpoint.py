@@ -7,6 +7,12 @@ Values are random (N(0, 0.02)); the benchmark measures speed, not quality.
 
     python3 bench/make_bench_checkpoint.py [--out bench/checkpoints/mixtral-bench] [--dtype bf16]
 
+Mixtral-sized layers for a GPU (decode there is bandwidth-bound only when a layer's weights
+dwarf its kernel launches), 2 layers, ~6 GB, written in seconds with --fill tile:
+
+    python3 bench/make_bench_checkpoint.py --out /tmp/mixtral-2l --layers 2 --hidden 4096 \
+        --heads 32 --kv-heads 8 --experts 8 --intermediate 14336 --fill tile
+
 Needs only numpy (`python3 -m pip install numpy`).
 """
 import argparse
@@ -23,6 +29,12 @@ def to_bf16_bytes(a: np.ndarray) -> bytes:
     return rounded.astype(np.uint16).tobytes()
 
 
+def tiled(block: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n values of `block` from a random offset, wrapping around (np.resize repeats it)."""
+    start = int(rng.integers(len(block)))
+    return np.resize(np.roll(block, -start), n)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench/checkpoints/mixtral-bench")
@@ -36,6 +48,10 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fill", choices=["random", "tile"], default="random",
+                   help="random: every value drawn; tile: each tensor cut from one random block of "
+                        "2^24 values at a random offset (fast; enough for speed, which reads the "
+                        "bytes whatever they are)")
     a = p.parse_args()
 
     rng = np.random.default_rng(a.seed)
@@ -65,18 +81,26 @@ def main() -> None:
     header_bytes = json.dumps(header).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)
 
+    block = None
+    if a.fill == "tile":  # one random block, converted once; tensors are slices of it
+        block = rng.standard_normal(1 << 24, dtype=np.float32) * 0.02
+        if elem == 2:
+            block = np.frombuffer(to_bf16_bytes(block), dtype=np.uint16)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "model.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(header_bytes)))
         f.write(header_bytes)
         for i, (name, shape) in enumerate(shapes.items()):
+            if i % 50 == 0:
+                print(f"\rwriting {i + 1}/{len(shapes)} tensors", end="", flush=True)
             if name.endswith("norm.weight"):
                 values = np.ones(shape, np.float32)
+            elif a.fill == "tile":  # already in the file's type (bf16 bits or fp32)
+                f.write(tiled(block, int(np.prod(shape)), rng).tobytes())
+                continue
             else:
                 values = rng.standard_normal(shape, dtype=np.float32) * 0.02
             f.write(to_bf16_bytes(values) if elem == 2 else values.tobytes())
-            if i % 50 == 0:
-                print(f"\rwriting {i + 1}/{len(shapes)} tensors", end="", flush=True)
     print(f"\rwrote {len(shapes)} tensors, {offset / 2**30:.2f} GiB, to {a.out}")
 
     config = {

@@ -104,6 +104,21 @@ else
   echo "gpu_check: no bench checkpoint (see make_checkpoint.log), decode not measured"
 fi
 rm -rf "$(dirname "$ckpt")"
+# Two Mixtral-sized layers (~6 GB, tiled random values: made in seconds): where decode is bound
+# by reading the weights rather than by launching kernels, as for real models.
+big="$(mktemp -d)/mixtral-2l"
+if limit=$(budget_for "bench decode, Mixtral-sized layers (making the checkpoint)" 90) &&
+  timeout "$limit" python3 "$ROOT/bench/make_bench_checkpoint.py" --out "$big" --layers 2 \
+    --hidden 4096 --heads 32 --kv-heads 8 --experts 8 --intermediate 14336 --fill tile \
+    > "$LOGS/make_checkpoint_mixtral_2l.log" 2>&1 &&
+  limit=$(budget_for "bench decode, Mixtral-sized layers" 90); then
+  run moeflow bench decode --model "$big" --device cuda:0 > "$LOGS/bench_decode_gpu_mixtral_2l.txt" \
+    2>&1 || status=1
+  tail -8 "$LOGS/bench_decode_gpu_mixtral_2l.txt"
+else
+  echo "gpu_check: Mixtral-sized decode not measured (see make_checkpoint_mixtral_2l.log)"
+fi
+rm -rf "$(dirname "$big")"
 if limit=$(budget_for "bench nccl" 60); then
   run moeflow bench nccl > "$LOGS/bench_nccl.txt" 2>&1 || status=1
   tail -14 "$LOGS/bench_nccl.txt"
