@@ -13,6 +13,7 @@
 
 #include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/expert_plan.h"
+#include "kernels/cuda/expert_small_batch.h"
 #include "kernels/cuda/expert_stage.h"
 #include "model/gpu_buffer.h"
 #endif
@@ -40,7 +41,8 @@ struct GpuExpertStage::Impl {
   // run_device_routed's ordering: the producer's work before ours, ours before its next.
   cudaEvent_t routing_ready = nullptr, experts_done = nullptr;
   DeviceBuffer x, weights, out, workspace;
-  PinnedBuffer counts;  // the cuBLAS path's per-slot counts, copied to the host
+  DeviceBuffer experts;  // run()'s expert ids, for the small-batch path
+  PinnedBuffer counts;   // the cuBLAS path's per-slot counts, copied to the host
   ~Impl() {
     if (routing_ready) cudaEventDestroy(routing_ready);
     if (experts_done) cudaEventDestroy(experts_done);
@@ -120,7 +122,8 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
     std::fill(out, out + n * d, 0.0f);
     return 0;
   }
-  // Grouped here, where the batch is: cuBLAS wants each slot's row count on the host anyway.
+  // Grouped here, where the batch is: the pairs to return, nothing held (no device work), and
+  // the per-slot row counts cuBLAS wants on the host.
   const kernels::cuda::ExpertLayerView& view = layer->view();
   const int64_t pairs = n * k;
   const kernels::cuda::ExpertGrouping g = kernels::cuda::group_pairs(
@@ -136,17 +139,40 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
   m.x.reserve(x_bytes, "GPU expert stage rows");
   m.out.reserve(x_bytes, "GPU expert stage output");
   m.weights.reserve(pairs * sizeof(float), "GPU expert stage routing weights");
+  ok(cudaMemcpyAsync(m.x.get(), batch.rows.data(), x_bytes, cudaMemcpyHostToDevice, m.stream),
+     "copy rows");
+  ok(cudaMemcpyAsync(m.weights.get(), batch.weights.data(), pairs * sizeof(float),
+                     cudaMemcpyHostToDevice, m.stream),
+     "copy weights");
+  if (kernels::cuda::expert_stage_takes_small_batch(n, k)) {
+    // Decode-sized: the GEMVs read each touched expert's weights once, where cuBLAS would take
+    // a launch per held expert and GEMM (docs/cuda.md, "The small-batch path").
+    m.experts.reserve(pairs * sizeof(int32_t), "GPU expert stage expert ids");
+    m.workspace.reserve(kernels::cuda::expert_stage_small_batch_workspace_bytes(view, n, k),
+                        "GPU expert stage workspace");
+    ok(cudaMemcpyAsync(m.experts.get(), batch.experts.data(), pairs * sizeof(int32_t),
+                       cudaMemcpyHostToDevice, m.stream),
+       "copy expert ids");
+    try {
+      kernels::cuda::expert_stage_small_batch(view, static_cast<const float*>(m.x.get()), n, k,
+                                              static_cast<const int32_t*>(m.experts.get()),
+                                              static_cast<const float*>(m.weights.get()),
+                                              static_cast<float*>(m.out.get()), m.workspace.get(),
+                                              m.workspace.bytes(), nullptr, m.stream);
+    } catch (const std::exception& e) {
+      throw Error("GPU expert stage: layer " + std::to_string(batch.layer) + ", " +
+                  std::to_string(n) + " rows (small batch): " + e.what());
+    }
+    ok(cudaMemcpyAsync(out, m.out.get(), x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
+    ok(cudaStreamSynchronize(m.stream), "expert stage");
+    return positions;
+  }
   const kernels::cuda::ExpertWorkspaceLayout l =
       kernels::cuda::expert_workspace_layout(pairs, view.slots, view.hidden, view.inter);
   m.workspace.reserve(l.bytes, "GPU expert stage workspace");
   auto* perm = reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.perm);
   auto* pos_of_pair =
       reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.pos_of_pair);
-  ok(cudaMemcpyAsync(m.x.get(), batch.rows.data(), x_bytes, cudaMemcpyHostToDevice, m.stream),
-     "copy rows");
-  ok(cudaMemcpyAsync(m.weights.get(), batch.weights.data(), pairs * sizeof(float),
-                     cudaMemcpyHostToDevice, m.stream),
-     "copy weights");
   ok(cudaMemcpyAsync(perm, g.perm.data(), positions * sizeof(int32_t), cudaMemcpyHostToDevice,
                      m.stream),
      "copy perm");

@@ -1,11 +1,12 @@
 #pragma once
 // The expert stage on a GPU: the same contract as ExpertStage (model/expert_stage.h) over the
 // same ExpertWeights, run by kernels/cuda/expert_stage.h on one GPU (cuBLAS GEMMs, loaded at run
-// time). Weights are uploaded once as bf16 (fp32 weights are rounded to bf16); each run() groups
-// the batch's (row, expert) pairs on the host, copies the batch in and the result out and waits
-// for them. model/expert_shard.h makes one for a shard with device = "cuda:N".
-// run_device_routed() takes routing that already lives on the device (the GPU router stage's,
-// model/gpu_engine_step.h) and leaves its output there.
+// time). Weights are uploaded once as bf16 (fp32 weights are rounded to bf16); each run() copies
+// the batch in and the result out and waits for them: up to 64 pairs through the small-batch
+// GEMVs (kernels/cuda/expert_small_batch.h), larger batches grouped on the host for cuBLAS.
+// model/expert_shard.h makes one for a shard with device = "cuda:N". run_device_routed() takes
+// routing that already lives on the device (the GPU router stage's, model/gpu_engine_step.h) and
+// leaves its output there.
 #include <cstdint>
 #include <memory>
 
