@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -264,6 +265,56 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
     EXPECT_EQ(held, 0.0) << name << " still serves added replicas";
   }
   expect_baseline_tokens();
+}
+
+// A replica that cannot load (here: the checkpoint was deleted from under the running node, whose
+// own weights stay mapped) is logged with why and counted as failed; the node keeps serving the
+// same tokens and the autoscaler keeps deciding.
+TEST(Autoscaler, AReplicaThatCannotLoadIsLoggedAndCountedAndServingGoesOn) {
+  const auto golden = test_support::load_golden("mixtral");
+  test_support::TempDir dir;
+  const auto model = dir.path() / "model";
+  std::filesystem::create_directories(model);
+  for (const char* f : {"config.json", "model.safetensors"})
+    std::filesystem::copy_file(golden.dir / f, model / f);
+  const auto file = dir.path() / "graph.toml";
+  std::ofstream(file) << "[model]\npath = \"" << model.string() << "\"\n\n"
+                      << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
+                      << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n";
+  ActorSystemConfig cfg;
+  caf::actor_system system{cfg};
+  auto node = start_router_node(system, load_graph(file), 10s);
+  std::vector<std::string> log;
+  Autoscaler autoscaler(*node, [&log](const std::string& line) { log.push_back(line); });
+  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
+  const auto requests = test_support::greedy_requests(skewed, 8);
+  const auto baseline = test_support::run_requests(system, node->pipeline.scheduler, requests);
+  std::filesystem::remove(model / "model.safetensors");  // mapped pages stay valid (unlinked)
+
+  const auto failed = [&] {
+    return test_support::metric_sum(node->registry->exposition(),
+                                    "moeflow_autoscaler_actions_total", {{"action", "failed"}});
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + 5s;
+       failed() == 0 && std::chrono::steady_clock::now() < deadline;) {
+    const auto outcomes = test_support::run_requests(system, node->pipeline.scheduler, requests);
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      EXPECT_EQ(outcomes[i].error, "");
+      EXPECT_EQ(outcomes[i].result.tokens, baseline[i].result.tokens);
+    }
+    autoscaler.poll();
+  }
+  ASSERT_GT(failed(), 0) << "no failed add counted under skewed traffic";
+  EXPECT_TRUE(node->added.empty()) << "a replica that did not load serves";
+  const auto line = std::find_if(log.begin(), log.end(), [](const std::string& l) {
+    return l.find("could not add a replica") != std::string::npos;
+  });
+  ASSERT_NE(line, log.end());
+  EXPECT_NE(line->find("on the router node, cpu"), std::string::npos) << *line;
+  EXPECT_NE(line->find("model.safetensors"), std::string::npos) << *line;
+  const auto after = test_support::run_requests(system, node->pipeline.scheduler, requests);
+  for (size_t i = 0; i < after.size(); ++i)
+    EXPECT_EQ(after[i].result.tokens, baseline[i].result.tokens);
 }
 
 }  // namespace
