@@ -37,8 +37,9 @@ GpuGroupPlan plan_gpu_group(const GraphSpec& graph, uint64_t generation = 1);
 
 // Re-forming after `lost_node` went away: the members of `previous` without that node's, in the
 // same order (so the same plan as a graph without that node's shards), ranks renumbered densely,
-// generation + 1. A node that held no member gives the same members with generation + 1 (the
-// old communicator is aborted all the same: it may hang on the lost peer's sockets).
+// generation + 1. A node that held no member gives the same members with generation + 1; the
+// controller does not ask for that (gpu_group_controller.h): NCCL's connections run between the
+// ranks and the bootstrap root, so a lost node without ranks cannot hang the communicator.
 GpuGroupPlan plan_without_node(const GpuGroupPlan& previous, std::string_view lost_node);
 
 }  // namespace moeflow::transport
