@@ -30,6 +30,29 @@
 namespace moeflow {
 namespace {
 
+// A random batch of n rows for `layer`: top-k distinct experts per row, weights in [0.05, 1).
+TokenBatch random_batch(const ModelConfig& cfg, int64_t layer, int64_t n, std::mt19937& rng) {
+  TokenBatch b;
+  b.layer = layer;
+  b.hidden_size = cfg.hidden_size;
+  b.top_k = cfg.top_k;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  b.rows.resize(n * cfg.hidden_size);
+  for (float& v : b.rows) v = normal(rng);
+  b.seq_ids.assign(n, 0);
+  b.positions.assign(n, 0);
+  std::vector<int32_t> ids(cfg.num_experts);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t e = 0; e < cfg.num_experts; ++e) ids[e] = static_cast<int32_t>(e);
+    std::shuffle(ids.begin(), ids.end(), rng);
+    for (int64_t j = 0; j < cfg.top_k; ++j) {
+      b.experts.push_back(ids[j]);
+      b.weights.push_back(std::uniform_real_distribution<float>(0.05f, 1.0f)(rng));
+    }
+  }
+  return b;
+}
+
 TEST(GpuExpertStage, MissingDeviceIsRefusedWithTheReason) {
   const ModelConfig cfg = load_model_config(test_support::golden_dir("mixtral"));
   const ExpertWeights none;
@@ -62,24 +85,7 @@ TEST(GpuExpertStage, MatchesTheCpuStageOnGoldenCheckpoints) {
     for (int64_t layer = 0; layer < cfg.num_layers; ++layer) {
       if (!cfg.layer_is_moe[layer]) continue;
       for (const int64_t n : {int64_t{1}, int64_t{37}, int64_t{300}}) {
-        TokenBatch b;
-        b.layer = layer;
-        b.hidden_size = cfg.hidden_size;
-        b.top_k = cfg.top_k;
-        std::normal_distribution<float> normal(0.0f, 1.0f);
-        b.rows.resize(n * cfg.hidden_size);
-        for (float& v : b.rows) v = normal(rng);
-        b.seq_ids.assign(n, 0);
-        b.positions.assign(n, 0);
-        std::vector<int32_t> ids(cfg.num_experts);
-        for (int64_t r = 0; r < n; ++r) {
-          for (int64_t e = 0; e < cfg.num_experts; ++e) ids[e] = static_cast<int32_t>(e);
-          std::shuffle(ids.begin(), ids.end(), rng);
-          for (int64_t j = 0; j < cfg.top_k; ++j) {
-            b.experts.push_back(ids[j]);
-            b.weights.push_back(std::uniform_real_distribution<float>(0.05f, 1.0f)(rng));
-          }
-        }
+        const TokenBatch b = random_batch(cfg, layer, n, rng);
         const float nan = std::numeric_limits<float>::quiet_NaN();
         std::vector<float> want(n * cfg.hidden_size, nan), got(n * cfg.hidden_size, nan);
         const int64_t cpu_pairs = cpu.run(b, want.data());
@@ -97,29 +103,6 @@ TEST(GpuExpertStage, MatchesTheCpuStageOnGoldenCheckpoints) {
 }
 
 #if MOEFLOW_HAVE_CUDA
-
-// A random batch of n rows for `layer`: top-k distinct experts per row, weights in [0.05, 1).
-TokenBatch random_batch(const ModelConfig& cfg, int64_t layer, int64_t n, std::mt19937& rng) {
-  TokenBatch b;
-  b.layer = layer;
-  b.hidden_size = cfg.hidden_size;
-  b.top_k = cfg.top_k;
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  b.rows.resize(n * cfg.hidden_size);
-  for (float& v : b.rows) v = normal(rng);
-  b.seq_ids.assign(n, 0);
-  b.positions.assign(n, 0);
-  std::vector<int32_t> ids(cfg.num_experts);
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t e = 0; e < cfg.num_experts; ++e) ids[e] = static_cast<int32_t>(e);
-    std::shuffle(ids.begin(), ids.end(), rng);
-    for (int64_t j = 0; j < cfg.top_k; ++j) {
-      b.experts.push_back(ids[j]);
-      b.weights.push_back(std::uniform_real_distribution<float>(0.05f, 1.0f)(rng));
-    }
-  }
-  return b;
-}
 
 // The routing the GPU router stage would hand over, uploaded from a host batch, and a poisoned
 // output; run on a stream of the test's own, so the events must order the work.
