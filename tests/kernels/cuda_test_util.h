@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cuda/device.h"
+#include "tests/support/relative_error.h"
 
 // Skips the test, with the reason, when this process sees no CUDA device.
 #define MOEFLOW_REQUIRE_CUDA_DEVICE()                                                     \
@@ -58,16 +59,5 @@ class DeviceArray {
   T* p_ = nullptr;
   size_t n_ = 0;
 };
-
-// ||a - ref|| / ||ref|| (L2), in double; infinity when a has a NaN.
-inline double relative_error(const std::vector<float>& a, const std::vector<float>& ref) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    diff += (static_cast<double>(a[i]) - ref[i]) * (static_cast<double>(a[i]) - ref[i]);
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
 
 }  // namespace moeflow::test_support

@@ -34,26 +34,16 @@
 #include "model/engine.h"
 #include "model/expert_shard.h"
 #include "model/router_model.h"
+#include "model/sampler.h"
 #include "model/step_plan.h"
 #include "model/weights.h"
 #include "tests/support/golden.h"
+#include "tests/support/relative_error.h"
 
 namespace moeflow {
 namespace {
 
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::isnan(got[i])) return INFINITY;
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    norm += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
-
-int64_t argmax(const float* x, int64_t n) {
-  return std::max_element(x, x + n) - x;
-}
+using test_support::relative_error;
 
 // Engine::forward's CPU loop over the same RouterModel and ExpertShard, also counting per MoE
 // layer the rows whose top-k set is within bf16 noise of another (a near-tie at the k-th choice).

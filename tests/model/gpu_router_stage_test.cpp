@@ -25,7 +25,9 @@
 #include "model/gpu_kv_cache.h"
 #include "model/kv_cache.h"
 #include "model/router_stage.h"
+#include "model/sampler.h"
 #include "tests/support/golden.h"
+#include "tests/support/relative_error.h"
 
 #if MOEFLOW_HAVE_CUDA
 #include "tests/kernels/cuda_test_util.h"
@@ -62,19 +64,7 @@ TEST(GpuRouterStage, MissingDeviceIsRefusedWithTheReason) {
   }
 }
 
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::isnan(got[i])) return INFINITY;
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    norm += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
-
-int64_t argmax(const float* x, int64_t n) {
-  return std::max_element(x, x + n) - x;
-}
+using test_support::relative_error;
 
 // Both stages, their caches and the CPU experts for one golden family.
 struct SideBySide {
