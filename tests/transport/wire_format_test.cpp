@@ -17,6 +17,7 @@ namespace moeflow::transport {
 namespace {
 
 using test_util::bytes_of;
+using test_util::expect_drop;
 using test_util::make_batch;
 using test_util::small_limits;
 using test_util::to_frames;
@@ -32,17 +33,6 @@ void expect_same_batch(const TokenBatch& a, const TokenBatch& b) {
   EXPECT_EQ(a.positions, b.positions);
   EXPECT_EQ(a.experts, b.experts);
   EXPECT_EQ(a.weights, b.weights);
-}
-
-// Decodes a message that must be dropped and returns the result.
-DecodeResult expect_drop(const std::vector<zmq::message_t>& frames, DropReason reason,
-                         const DecodeLimits& limits = small_limits()) {
-  DecodeResult r;
-  EXPECT_NO_THROW(r = decode(frames, limits));
-  EXPECT_FALSE(r.ok());
-  EXPECT_EQ(drop_reason_name(r.reason), drop_reason_name(reason)) << r.detail;
-  EXPECT_FALSE(r.detail.empty());
-  return r;
 }
 
 std::vector<zmq::message_t> good_request(int64_t rows = 3) {

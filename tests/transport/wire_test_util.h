@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the transport tests: small limits, batches to send, and raw frame editing so that a
 // test can build any malformed message.
+#include <gtest/gtest.h>
 #include <zmq.hpp>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "model/token_batch.h"
 #include "transport/wire_format.h"
 
@@ -83,6 +85,37 @@ inline std::vector<zmq::message_t> with_frame(const std::vector<zmq::message_t>&
 template <class T>
 std::string bytes_of(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+// Decodes a message that must be dropped for `reason` under `limits`, with a detail
+// (containing `detail_part` when one is given); returns the result.
+inline DecodeResult expect_drop(const std::vector<zmq::message_t>& frames, DropReason reason,
+                                const std::string& detail_part,
+                                const DecodeLimits& limits = small_limits()) {
+  DecodeResult r;
+  EXPECT_NO_THROW(r = decode(frames, limits));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(drop_reason_name(r.reason), drop_reason_name(reason)) << r.detail;
+  EXPECT_FALSE(r.detail.empty());
+  if (!detail_part.empty()) {
+    EXPECT_NE(r.detail.find(detail_part), std::string::npos) << r.detail;
+  }
+  return r;
+}
+inline DecodeResult expect_drop(const std::vector<zmq::message_t>& frames, DropReason reason,
+                                const DecodeLimits& limits = small_limits()) {
+  return expect_drop(frames, reason, "", limits);
+}
+
+// Calls `encode`, which must refuse with a moeflow::Error whose text contains `part`.
+template <class Encode>
+void expect_encoder_refuses(const Encode& encode, const std::string& part) {
+  try {
+    encode();
+    ADD_FAILURE() << "accepted; expected an error containing " << part;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace moeflow::transport::test_util
