@@ -29,23 +29,31 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The autoscaler settings of these tests: quick windows and cool-downs, at most one added replica
+// per expert.
+const char* const kScaling =
+    "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
+    "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n";
+
+// One token repeated: every row of a layer routes the same way, so a layer's load sits on top_k
+// experts.
+std::vector<GenerationRequest> skewed_requests() {
+  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
+  return test_support::greedy_requests(skewed, 8);
+}
+
 TEST(Autoscaler, SkewedTrafficReplicatesTheHotExpertsAndIdleRetiresThem) {
   const auto golden = test_support::load_golden("mixtral");
   test_support::TempDir dir;
   const auto file = dir.path() / "graph.toml";
-  std::ofstream(file) << "[model]\npath = \"" << golden.dir.string() << "\"\n\n"
-                      << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
-                      << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n";
+  std::ofstream(file) << "[model]\npath = \"" << golden.dir.string() << "\"\n\n" << kScaling;
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
   auto node = start_router_node(system, load_graph(file), 10s);
   std::vector<std::string> log;
   Autoscaler autoscaler(*node, [&log](const std::string& line) { log.push_back(line); });
 
-  // One token repeated: every row of a layer routes the same way, so a layer's load sits on
-  // top_k experts.
-  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
-  const auto requests = test_support::greedy_requests(skewed, 8);
+  const auto requests = skewed_requests();
   const auto baseline = test_support::run_requests(system, node->pipeline.scheduler, requests);
   node->routing->flush();
   const auto before = node->routing->token_totals();
@@ -120,8 +128,7 @@ TEST(Autoscaler, SkewedTrafficReplicatesTheHotExpertsAndIdleRetiresThem) {
 TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired) {
   const auto golden = test_support::load_golden("mixtral");
   test_support::TempDir dir;
-  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
-  const auto requests = test_support::greedy_requests(skewed, 8);
+  const auto requests = skewed_requests();
 
   // The skew, measured: per layer, the experts by tokens, most first; the top half go to a.
   std::vector<test_support::Outcome> baseline;
@@ -157,8 +164,7 @@ TEST(Autoscaler, ReplicasGoToTheExpertNodeWithoutTheExpertAndLeaveItWhenRetired)
         << "\ndata_port = " << port() << "\nmetrics_port = " << a_metrics << "\n\n"
         << "[nodes.experts-b]\nhost = \"127.0.0.1\"\ncontrol_port = " << port()
         << "\ndata_port = " << port() << "\nmetrics_port = " << b_metrics << "\n\n"
-        << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
-        << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n\n";
+        << kScaling << "\n";
     for (size_t l = 0; l < on_a.size(); ++l)
       for (const bool a : {true, false}) {
         std::string ids;
@@ -278,16 +284,13 @@ TEST(Autoscaler, AReplicaThatCannotLoadIsLoggedAndCountedAndServingGoesOn) {
   for (const char* f : {"config.json", "model.safetensors"})
     std::filesystem::copy_file(golden.dir / f, model / f);
   const auto file = dir.path() / "graph.toml";
-  std::ofstream(file) << "[model]\npath = \"" << model.string() << "\"\n\n"
-                      << "[scaling]\nenabled = true\nhot_load = 1.5\ncold_load = 0.5\n"
-                      << "max_replicas = 2\nmemory_mb = 1024\nwindow_ms = 150\ncooldown_ms = 300\n";
+  std::ofstream(file) << "[model]\npath = \"" << model.string() << "\"\n\n" << kScaling;
   ActorSystemConfig cfg;
   caf::actor_system system{cfg};
   auto node = start_router_node(system, load_graph(file), 10s);
   std::vector<std::string> log;
   Autoscaler autoscaler(*node, [&log](const std::string& line) { log.push_back(line); });
-  const std::vector<std::vector<int32_t>> skewed(4, std::vector<int32_t>(24, 7));
-  const auto requests = test_support::greedy_requests(skewed, 8);
+  const auto requests = skewed_requests();
   const auto baseline = test_support::run_requests(system, node->pipeline.scheduler, requests);
   std::filesystem::remove(model / "model.safetensors");  // mapped pages stay valid (unlinked)
 
