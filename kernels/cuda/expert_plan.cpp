@@ -12,6 +12,21 @@ size_t align_up(size_t v) {
   return (v + 255) & ~size_t{255};
 }
 
+// Lays regions out one after another in a workspace, each starting 256-byte aligned.
+struct RegionCursor {
+  size_t at = 0;
+  size_t take(size_t bytes) {
+    const size_t start = at;
+    at = align_up(at + bytes);
+    return start;
+  }
+};
+
+// A shape value as a size: negative ones (refused later by the plan) count as 0.
+size_t size_of(int64_t v) {
+  return static_cast<size_t>(std::max<int64_t>(v, 0));
+}
+
 [[noreturn]] void refuse(const std::string& why) {
   throw std::invalid_argument("expert_stage: " + why);
 }
@@ -25,16 +40,9 @@ size_t align_up(size_t v) {
 ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int64_t hidden,
                                               int64_t inter) {
   ExpertWorkspaceLayout l;
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    const size_t start = at;
-    at = align_up(at + bytes);
-    return start;
-  };
-  const size_t s = static_cast<size_t>(std::max<int64_t>(slots, 0));
-  const size_t p = static_cast<size_t>(std::max<int64_t>(pairs, 0));
-  const size_t h = static_cast<size_t>(std::max<int64_t>(hidden, 0));
-  const size_t i = static_cast<size_t>(std::max<int64_t>(inter, 0));
+  RegionCursor c;
+  auto take = [&c](size_t bytes) { return c.take(bytes); };
+  const size_t s = size_of(slots), p = size_of(pairs), h = size_of(hidden), i = size_of(inter);
   l.counts = take(4 * s);
   l.offsets = take(4 * (s + 1));
   l.cursors = take(4 * s);
@@ -45,7 +53,7 @@ ExpertWorkspaceLayout expert_workspace_layout(int64_t pairs, int64_t slots, int6
   l.gate_up = take(2 * p * 2 * i);
   l.activations = take(2 * p * i);
   l.expert_out = take(4 * p * h);
-  l.bytes = at;
+  l.bytes = c.at;
   return l;
 }
 
@@ -118,16 +126,10 @@ bool expert_stage_takes_small_batch(int64_t n, int64_t top_k) {
 SmallBatchWorkspaceLayout small_batch_workspace_layout(int64_t n, int64_t top_k, int64_t hidden,
                                                        int64_t inter) {
   SmallBatchWorkspaceLayout l;
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    const size_t start = at;
-    at = align_up(at + bytes);
-    return start;
-  };
-  const size_t rows = static_cast<size_t>(std::max<int64_t>(n, 0));
-  const size_t p = rows * static_cast<size_t>(std::max<int64_t>(top_k, 0));
-  const size_t h = static_cast<size_t>(std::max<int64_t>(hidden, 0));
-  const size_t i = static_cast<size_t>(std::max<int64_t>(inter, 0));
+  RegionCursor c;
+  auto take = [&c](size_t bytes) { return c.take(bytes); };
+  const size_t rows = size_of(n), p = rows * size_of(top_k), h = size_of(hidden),
+               i = size_of(inter);
   l.pos_of_pair = take(4 * p);
   l.perm = take(4 * p);
   l.group_slot = take(4 * p);
@@ -136,7 +138,7 @@ SmallBatchWorkspaceLayout small_batch_workspace_layout(int64_t n, int64_t top_k,
   l.rows_bf16 = take(2 * rows * h);
   l.activations = take(2 * p * i);
   l.expert_out = take(4 * p * h);
-  l.bytes = at;
+  l.bytes = c.at;
   return l;
 }
 
