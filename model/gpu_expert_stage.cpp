@@ -144,50 +144,47 @@ int64_t GpuExpertStage::run(const TokenBatch& batch, float* out) {
   ok(cudaMemcpyAsync(m.weights.get(), batch.weights.data(), pairs * sizeof(float),
                      cudaMemcpyHostToDevice, m.stream),
      "copy weights");
-  if (kernels::cuda::expert_stage_takes_small_batch(n, k)) {
-    // Decode-sized: the GEMVs read each touched expert's weights once, where cuBLAS would take
-    // a launch per held expert and GEMM (docs/cuda.md, "The small-batch path").
+  // Decode-sized batches take the GEMVs, which read each touched expert's weights once, where
+  // cuBLAS would take a launch per held expert and GEMM (docs/cuda.md, "The small-batch path").
+  const bool small = kernels::cuda::expert_stage_takes_small_batch(n, k);
+  kernels::cuda::ExpertRouting routing{g.counts.data(), nullptr, nullptr};
+  if (small) {
     m.experts.reserve(pairs * sizeof(int32_t), "GPU expert stage expert ids");
     m.workspace.reserve(kernels::cuda::expert_stage_small_batch_workspace_bytes(view, n, k),
                         "GPU expert stage workspace");
     ok(cudaMemcpyAsync(m.experts.get(), batch.experts.data(), pairs * sizeof(int32_t),
                        cudaMemcpyHostToDevice, m.stream),
        "copy expert ids");
-    try {
-      kernels::cuda::expert_stage_small_batch(view, static_cast<const float*>(m.x.get()), n, k,
-                                              static_cast<const int32_t*>(m.experts.get()),
-                                              static_cast<const float*>(m.weights.get()),
-                                              static_cast<float*>(m.out.get()), m.workspace.get(),
-                                              m.workspace.bytes(), nullptr, m.stream);
-    } catch (const std::exception& e) {
-      throw Error("GPU expert stage: layer " + std::to_string(batch.layer) + ", " +
-                  std::to_string(n) + " rows (small batch): " + e.what());
-    }
-    ok(cudaMemcpyAsync(out, m.out.get(), x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
-    ok(cudaStreamSynchronize(m.stream), "expert stage");
-    return positions;
+  } else {
+    const kernels::cuda::ExpertWorkspaceLayout l =
+        kernels::cuda::expert_workspace_layout(pairs, view.slots, view.hidden, view.inter);
+    m.workspace.reserve(l.bytes, "GPU expert stage workspace");
+    auto* base = static_cast<unsigned char*>(m.workspace.get());
+    auto* perm = reinterpret_cast<int32_t*>(base + l.perm);
+    auto* pos_of_pair = reinterpret_cast<int32_t*>(base + l.pos_of_pair);
+    ok(cudaMemcpyAsync(perm, g.perm.data(), positions * sizeof(int32_t), cudaMemcpyHostToDevice,
+                       m.stream),
+       "copy perm");
+    ok(cudaMemcpyAsync(pos_of_pair, g.pos_of_pair.data(), pairs * sizeof(int32_t),
+                       cudaMemcpyHostToDevice, m.stream),
+       "copy pos_of_pair");
+    routing.perm = perm;
+    routing.pos_of_pair = pos_of_pair;
   }
-  const kernels::cuda::ExpertWorkspaceLayout l =
-      kernels::cuda::expert_workspace_layout(pairs, view.slots, view.hidden, view.inter);
-  m.workspace.reserve(l.bytes, "GPU expert stage workspace");
-  auto* perm = reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.perm);
-  auto* pos_of_pair =
-      reinterpret_cast<int32_t*>(static_cast<unsigned char*>(m.workspace.get()) + l.pos_of_pair);
-  ok(cudaMemcpyAsync(perm, g.perm.data(), positions * sizeof(int32_t), cudaMemcpyHostToDevice,
-                     m.stream),
-     "copy perm");
-  ok(cudaMemcpyAsync(pos_of_pair, g.pos_of_pair.data(), pairs * sizeof(int32_t),
-                     cudaMemcpyHostToDevice, m.stream),
-     "copy pos_of_pair");
+  const auto* x = static_cast<const float*>(m.x.get());
+  const auto* weights = static_cast<const float*>(m.weights.get());
+  auto* result = static_cast<float*>(m.out.get());
   try {
-    const kernels::cuda::ExpertRouting routing{g.counts.data(), perm, pos_of_pair};
-    kernels::cuda::expert_stage(view, *m.blas, static_cast<const float*>(m.x.get()), n, k, routing,
-                                static_cast<const float*>(m.weights.get()),
-                                static_cast<float*>(m.out.get()), m.workspace.get(),
-                                m.workspace.bytes(), m.stream);
+    if (small)
+      kernels::cuda::expert_stage_small_batch(
+          view, x, n, k, static_cast<const int32_t*>(m.experts.get()), weights, result,
+          m.workspace.get(), m.workspace.bytes(), nullptr, m.stream);
+    else
+      kernels::cuda::expert_stage(view, *m.blas, x, n, k, routing, weights, result,
+                                  m.workspace.get(), m.workspace.bytes(), m.stream);
   } catch (const std::exception& e) {
     throw Error("GPU expert stage: layer " + std::to_string(batch.layer) + ", " +
-                std::to_string(n) + " rows: " + e.what());
+                std::to_string(n) + " rows" + (small ? " (small batch)" : "") + ": " + e.what());
   }
   ok(cudaMemcpyAsync(out, m.out.get(), x_bytes, cudaMemcpyDeviceToHost, m.stream), "copy result");
   ok(cudaStreamSynchronize(m.stream), "expert stage");
